@@ -1,0 +1,202 @@
+"""The public array API: quantize, encode, decode.
+
+Each function checks its arguments once, allocates (or takes ``out=``) and dispatches to a numba
+kernel; block formats go to :mod:`lowbit.emulator.block`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+from ..formats import (BinaryFormat, BlockFormat, FloatFormat, Format, IntFormat, InvalidArgument,
+                       Overflow, Rounding, get_format)
+from . import arguments as A
+from .rng import seed_key
+
+__all__ = ["quantize", "encode", "decode", "code_dtype"]
+
+
+def quantize(x, fmt: Format | str, rounding: Rounding | str = Rounding.NEAREST_EVEN, *,
+             seed: int | None = None, random_bits: int | None = None,
+             overflow: Overflow | str | None = None, offset: int = 0,
+             out: np.ndarray | None = None):
+    """Round every element of ``x`` to the nearest value of ``fmt`` under ``rounding``.
+
+    Args:
+        x: array-like of float16/32/64 (integers are converted to float64); never modified.
+        fmt: a format record or a name from ``lowbit.FORMATS``.
+        rounding: a :class:`~lowbit.Rounding` mode (or its name).
+        seed: key of the counter-based random stream for ``STOCHASTIC`` (``None``: fresh entropy).
+            Element ``i`` uses the bits of index ``offset + i``, whatever the threads or chunking.
+        random_bits: random bits per stochastic decision, 1..62 (8 is NVIDIA's ``cvt.rs``);
+            ``None`` uses 62, exact for every float32 input.
+        overflow: replaces the format's :class:`~lowbit.Overflow` policy for this call
+            (float formats only).
+        offset: index of the first element in the random stream.
+        out: optional C-contiguous result array of the right shape and dtype.
+
+    Returns:
+        An array of ``x``'s shape: float32 for float16/32 input when every value of ``fmt`` is a
+        float32, else float64. Block formats return the dequantised values.
+
+    Example:
+        >>> import numpy as np, lowbit
+        >>> lowbit.quantize(np.array([1.0625, 300.0, -1e-9], np.float32), "e4m3fn").tolist()
+        [1.0, 288.0, -0.0]
+        >>> lowbit.quantize(np.array([3.0]), "fp4_r4_odd", lowbit.Rounding.TOWARD_ZERO).tolist()
+        [2.0]
+    """
+    fmt = get_format(fmt)
+    arr = A.as_float_array(x)
+    mode = A.check_rounding(rounding)
+    if isinstance(fmt, BlockFormat):
+        from .block import quantize_block
+        return quantize_block(arr, fmt, mode, seed=seed, random_bits=random_bits, out=out)
+    job = _Job(arr, fmt, mode, seed, random_bits, overflow, offset)
+    result = A.check_out(out, arr.shape, A.output_dtype(arr, job.fmt))
+    job.run(values=result.reshape(-1))
+    return result
+
+
+def encode(x, fmt: Format | str, rounding: Rounding | str = Rounding.NEAREST_EVEN, *,
+           seed: int | None = None, random_bits: int | None = None,
+           overflow: Overflow | str | None = None, offset: int = 0):
+    """Codes of ``x`` rounded to ``fmt``: unsigned integers of the smallest width that holds them.
+
+    Block formats return a :class:`~lowbit.BlockCodes` (element codes, scale codes and the FP32
+    tensor scale where the format has one). NaN in a format with no NaN code raises ``ValueError``.
+
+    Example:
+        >>> import numpy as np, lowbit
+        >>> lowbit.encode(np.array([1.0, -448.0, np.nan]), "e4m3fn").tolist()
+        [56, 254, 127]
+    """
+    fmt = get_format(fmt)
+    arr = A.as_float_array(x)
+    mode = A.check_rounding(rounding)
+    if isinstance(fmt, BlockFormat):
+        from .block import encode_block
+        return encode_block(arr, fmt, mode, seed=seed, random_bits=random_bits)
+    job = _Job(arr, fmt, mode, seed, random_bits, overflow, offset)
+    codes = np.empty(arr.shape, dtype=code_dtype(job.fmt))
+    bad = job.run(codes=codes.reshape(-1))
+    if bad:
+        raise ValueError(f"encode: {bad} element(s) of x are NaN or infinite, which {fmt.name} "
+                         "cannot encode (it has no such code); quantize() passes them through")
+    return codes
+
+
+def decode(codes, fmt: Format | str):
+    """Values (float64; float32 where every value fits) of integer ``codes`` of ``fmt``.
+
+    Block formats take the :class:`~lowbit.BlockCodes` that :func:`encode` returned.
+
+    Example:
+        >>> import numpy as np, lowbit
+        >>> lowbit.decode(np.array([0x38, 0x7E, 0x7F], np.uint8), "e4m3fn").tolist()
+        [1.0, 448.0, nan]
+    """
+    fmt = get_format(fmt)
+    if isinstance(fmt, BlockFormat):
+        from .block import decode_block
+        return decode_block(codes, fmt)
+    arr = np.asarray(codes)
+    if arr.dtype.kind not in "iu":
+        raise InvalidArgument(f"codes: dtype {arr.dtype}; allowed: an integer dtype")
+    flat = arr.reshape(-1)
+    if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= fmt.code_count):
+        raise InvalidArgument(f"codes: values must lie in [0, {fmt.code_count - 1}] for {fmt.name}")
+    dtype = np.float32 if fmt.fits_float32() else np.float64
+    if fmt.bits <= 16:
+        return _decode_table(fmt).astype(dtype)[arr]
+    from .kernels_float import decode_float
+    out = np.empty(flat.shape, dtype=dtype)
+    decode_float(flat.astype(np.int64), out, fmt.kernel_params)
+    return out.reshape(arr.shape)
+
+
+def code_dtype(fmt: Format) -> np.dtype:
+    bits = fmt.bits
+    for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if bits <= np.dtype(dt).itemsize * 8:
+            return np.dtype(dt)
+    raise AssertionError(bits)
+
+
+class _Job:
+    """One checked call: the resolved format, mode and random stream, ready to run a kernel."""
+
+    def __init__(self, arr, fmt, mode, seed, random_bits, overflow, offset):
+        if overflow is not None and not isinstance(fmt, FloatFormat):
+            raise InvalidArgument(f"overflow={overflow!r}: only float formats take an overflow "
+                                  f"policy; {fmt.name} is a {type(fmt).__name__}")
+        self.fmt = A.resolve_overflow(fmt, overflow) if isinstance(fmt, FloatFormat) else fmt
+        self.mode = mode
+        self.nbits = A.check_random_bits(random_bits)
+        self.offset = A.check_offset(offset)
+        stochastic = mode == Rounding.STOCHASTIC
+        if seed is not None or stochastic:
+            key = seed_key(seed)
+        self.key = key if stochastic else np.uint64(0)
+        if isinstance(fmt, BinaryFormat) and mode not in (Rounding.NEAREST_EVEN, Rounding.STOCHASTIC):
+            raise InvalidArgument(f"rounding={mode.name}: the binary format takes NEAREST_EVEN "
+                                  "(sign, with sign(0) = +1) or STOCHASTIC (hard-sigmoid)")
+        self.x = np.ascontiguousarray(arr).reshape(-1)
+        if self.x.dtype == np.float16:
+            self.x = self.x.astype(np.float32)
+
+    def run(self, values=None, codes=None) -> int:
+        fmt, want_codes = self.fmt, codes is not None
+        values = values if values is not None else np.empty(0)
+        codes = codes if codes is not None else np.empty(0, np.uint8)
+        common = (int(self.mode), self.key, self.offset, self.nbits)
+        if isinstance(fmt, BinaryFormat):
+            from .kernels_int import quantize_binary
+            return quantize_binary(self.x, values, codes, self.mode == Rounding.STOCHASTIC,
+                                   self.key, self.offset, want_codes)
+        if isinstance(fmt, IntFormat):
+            from .kernels_int import quantize_int
+            return quantize_int(self.x, values, codes, fmt.kernel_params, *common, want_codes)
+        if fmt.radix != 2:
+            from .kernels_table import quantize_table
+            mags, mcodes, p = _table(fmt)
+            return quantize_table(self.x, values, codes, mags, mcodes, p, *common, want_codes)
+        maxval, minval = float(fmt.max), float(fmt.min_normal)
+        if want_codes:
+            from .kernels_float import encode_float
+            return encode_float(self.x, codes, fmt.kernel_params, maxval, minval, *common)
+        from .kernels_float import quantize_float
+        quantize_float(self.x, values, fmt.kernel_params, maxval, minval, *common)
+        return 0
+
+
+@lru_cache(maxsize=None)
+def _decode_table(fmt: Format) -> np.ndarray:
+    return fmt.decode_table()
+
+
+@lru_cache(maxsize=None)
+def _table(fmt: FloatFormat):
+    """Sorted distinct magnitudes with their codes, plus the sentinel beyond max."""
+    seen: dict[Fraction, int] = {}
+    for code in range(1 << fmt.magnitude_bits):
+        v = fmt.magnitude_value(code)
+        if v is not None and v not in seen:
+            seen[v] = code
+    mags = sorted(seen)
+    top = fmt.max_magnitude_code
+    m = fmt.mantissa_bits
+    e, f = top >> m, top & ((1 << m) - 1)
+    if f + 1 < (1 << m):
+        beyond = fmt.magnitude_value(top) + Fraction(1, 1 << m) * fmt._scale(e - fmt.bias)
+    else:
+        beyond = fmt._scale(e + 1 - fmt.bias)
+    values = np.array([float(v) for v in mags] + [float(beyond)])
+    codes = np.array([seen[v] for v in mags] + [-1], dtype=np.int64)
+    p = (int(fmt.signed), m, int(fmt.overflow), fmt.sign_mask, int(fmt.negative_zero),
+         fmt.nan_code if fmt.nan_code is not None else -1,
+         fmt.inf_code if fmt.inf_code is not None else -1)
+    return values, codes, p
