@@ -12,3 +12,7 @@ __all__ = [
     "InvalidArgument", "InvalidFormatError", "Overflow", "Rounding", "ScaleRule", "Specials",
     "UnknownFormatError", "get_format", "ieee_like",
 ]
+
+from .reference import decode_exact, encode_exact, neighbours, round_exact  # noqa: E402
+
+__all__ += ["decode_exact", "encode_exact", "neighbours", "round_exact"]
