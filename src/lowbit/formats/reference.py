@@ -213,6 +213,8 @@ def _grid(a: Fraction, fmt: FloatFormat) -> tuple[Fraction, Fraction, bool]:
     if fmt.radix == 2:
         return _grid_radix2(a, fmt)
     mags, odd, beyond = _magnitudes(fmt)
+    if a >= beyond:  # every grid point from here up lies beyond max: any rounding overflows
+        return beyond, beyond * fmt.radix, False
     if a >= mags[-1]:
         return mags[-1], beyond, odd[-1]
     i = max(j for j in range(len(mags)) if mags[j] <= a)
