@@ -1,0 +1,195 @@
+"""The Python side of the accumulation records' ``run``: check arrays, build rounders, dispatch.
+
+Kept apart from the records (``datapath.py``) so that importing the records compiles nothing.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ..formats import FloatFormat, InvalidArgument, Rounding
+from .rng import seed_key
+
+__all__ = ["rounder", "run_chunked", "run_promoted", "run_exact", "run_integer", "run_binary",
+           "add_partial", "round_to", "check_operands"]
+
+_EMPTY2 = np.zeros((1, 1))
+
+
+def check_operands(a, b, c) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """float64 C-contiguous ``[M, K]``, ``[K, N]`` and ``[M, N]`` (or None), shapes checked."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise InvalidArgument(f"run: a {a.shape} and b {b.shape} must be [M, K] and [K, N]")
+    if c is not None:
+        c = np.ascontiguousarray(c, dtype=np.float64)
+        if c.shape != (a.shape[0], b.shape[1]):
+            raise InvalidArgument(f"run: c {c.shape} must be [M, N] = {(a.shape[0], b.shape[1])}")
+    return a, b, c
+
+
+@lru_cache(maxsize=256)
+def rounder(fmt: FloatFormat, mode: Rounding, seed: int = 0, random_bits: int | None = None):
+    """The kernel tuple of one rounding step to ``fmt`` under ``mode``."""
+    from .kernels_accumulate import Rounder
+    wide = int(fmt.mantissa_bits == 52)
+    key = seed_key(seed) if mode == Rounding.STOCHASTIC else np.uint64(0)
+    return Rounder(*fmt.kernel_params, maxval=float(fmt.max), minval=float(fmt.min_normal),
+                   mode=int(mode), key=np.uint64(key), nbits=62 if random_bits is None
+                   else int(random_bits), wide=wide)
+
+
+def _seq_rounder(seq):
+    return rounder(seq.format, seq.rounding, int(seq.seed), seq.random_bits)
+
+
+def _rows(counters, m):
+    return np.zeros((m, 4), np.int64), int(counters is not None)
+
+
+def _flush(counters, rows):
+    if counters is not None:
+        counters += rows.sum(axis=0)
+
+
+def run_chunked(a, b, c, counters, chunk, inner, outer, product=None, k0=0, ktot=None):
+    """Sequential (``chunk=None``) or chunked accumulation; ``product`` an optional Product."""
+    from .kernels_accumulate import chunked_kernel
+    a, b, c = check_operands(a, b, c)
+    m, n = a.shape[0], b.shape[1]
+    out = np.empty((m, n))
+    rows, count = _rows(counters, m)
+    pr, has_prod = _product_rounder(product)
+    fast = None if chunk or count or has_prod or k0 else _fast_path(inner)
+    if fast is not None:
+        fast(a, b, c, out)
+        return out
+    outer_r = _seq_rounder(outer) if outer is not None else _seq_rounder(inner)
+    chunked_kernel(a, b, c if c is not None else _EMPTY2, out, int(c is not None), pr, has_prod,
+                   _seq_rounder(inner), outer_r, int(chunk or 0), int(k0),
+                   int(ktot if ktot is not None else a.shape[1]), rows, count)
+    _flush(counters, rows)
+    return out
+
+
+def _product_rounder(product):
+    if product is None or product.format is None:
+        return rounder(FloatFormat(name="_none", exponent_bits=8, mantissa_bits=23, bias=127),
+                       Rounding.NEAREST_EVEN), 0
+    return rounder(product.format, product.rounding), 1
+
+
+def _fast_path(seq):
+    """A specialised kernel for this Sequential (``None``: use the generic one)."""
+    try:
+        from .kernels_gemm_api import fast_sequential
+    except ImportError:
+        return None
+    return fast_sequential(seq)
+
+
+def run_promoted(a, b, c, counters, rec, product=None):
+    """Promotion: ``inner`` over each K-slice of ``rec.interval``, partials added into ``outer``."""
+    a, b, c = check_operands(a, b, c)
+    m, n, kk = a.shape[0], b.shape[1], a.shape[1]
+    acc = c.copy() if c is not None else np.zeros((m, n))
+    nq = max(1, -(-kk // rec.interval))
+    for q, start in enumerate(range(0, kk, rec.interval)):
+        stop = min(kk, start + rec.interval)
+        part = run_inner(rec.inner, a[:, start:stop], b[start:stop], counters, product, start, kk)
+        add_partial(acc, part, None, None, rec.outer, q, nq, counters)
+    return acc
+
+
+def run_inner(inner, a, b, counters, product, k0, ktot):
+    """``inner.run`` on a K-slice, keeping global k indices for lowbit's own records."""
+    from .datapath import Chunked, Sequential
+    a = np.ascontiguousarray(a)
+    b = np.ascontiguousarray(b)
+    if isinstance(inner, Sequential):
+        return run_chunked(a, b, None, counters, None, inner, None, product, k0, ktot)
+    if isinstance(inner, Chunked):
+        return run_chunked(a, b, None, counters, inner.chunk, inner.inner, inner.outer, product,
+                           k0, ktot)
+    return inner.run(a, b, None, counters)
+
+
+def add_partial(acc, part, sa, sb, outer, q, nq, counters):
+    """``acc = round(acc + round(part * round(sa*sb)))`` in place, in ``outer``'s format."""
+    from .kernels_accumulate import add_partial_kernel
+    m = acc.shape[0]
+    rows, count = _rows(counters, m)
+    has_scale = int(sa is not None)
+    sa = np.ascontiguousarray(sa if sa is not None else np.ones(1), dtype=np.float64)
+    sb = np.ascontiguousarray(sb if sb is not None else np.ones(1), dtype=np.float64)
+    add_partial_kernel(acc, np.ascontiguousarray(part), sa, sb, has_scale, _seq_rounder(outer),
+                       int(q), int(nq), rows, count)
+    _flush(counters, rows)
+
+
+def round_to(x, fmt, mode, counters, seed=0):
+    """Elementwise rounding of a 2-D float64 array to ``fmt``."""
+    from .kernels_accumulate import round_kernel
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    rows, count = _rows(counters, x.shape[0])
+    round_kernel(x, out, rounder(fmt, mode, seed, None), rows, count)
+    _flush(counters, rows)
+    return out
+
+
+def run_exact(a, b, c, counters, rec, product=None):
+    from .kernels_accumulate_exact import exact_kernel
+    a, b, c = check_operands(a, b, c)
+    if product is not None and product.format is not None:
+        raise InvalidArgument("Exact: rounded products are not supported here; use Product()")
+    m, n = a.shape[0], b.shape[1]
+    out = np.empty((m, n))
+    rows, count = _rows(counters, m)
+    fmt = rec.format
+    exact_kernel(a, np.ascontiguousarray(b.T), c if c is not None else _EMPTY2, out,
+                 int(c is not None), fmt.kernel_params, float(fmt.max), float(fmt.min_normal),
+                 int(rec.rounding), rows, count)
+    _flush(counters, rows)
+    return out
+
+
+def _as_int(x, argument):
+    xi = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(xi)) or np.any(xi != np.round(xi)) or np.any(np.abs(xi) >= 2.0**62):
+        raise ValueError(f"{argument}: integer accumulation takes integer codes below 2^62")
+    return np.ascontiguousarray(xi.astype(np.int64))
+
+
+def run_integer(a, b, c, counters, rec):
+    from .kernels_accumulate_exact import integer_kernel
+    a, b, c = check_operands(a, b, c)
+    m, n = a.shape[0], b.shape[1]
+    out = np.empty((m, n))
+    rows, count = _rows(counters, m)
+    ci = _as_int(c, "c") if c is not None else np.zeros((1, 1), np.int64)
+    integer_kernel(_as_int(a, "a"), _as_int(b, "b"), ci, out, int(c is not None), int(rec.bits),
+                   int(rec.overflow), rows, count)
+    _flush(counters, rows)
+    return out
+
+
+def run_binary(a, b, c, counters):
+    from .kernels_accumulate_exact import pack_signs, xnor_kernel
+    a, b, c = check_operands(a, b, c)
+    for name, x in (("a", a), ("b", b)):
+        if x.size and not np.all(np.abs(x) == 1.0):
+            raise ValueError(f"{name}: binary accumulation takes +-1 values only")
+    pa, pb = pack(a, pack_signs), pack(np.ascontiguousarray(b.T), pack_signs)
+    out = np.empty((a.shape[0], b.shape[1]))
+    xnor_kernel(pa, pb, a.shape[1], c if c is not None else _EMPTY2, out, int(c is not None))
+    return out
+
+
+def pack(x, pack_signs):
+    words = np.empty((x.shape[0], max(1, -(-x.shape[1] // 64))), np.uint64)
+    pack_signs(x, words)
+    return words
