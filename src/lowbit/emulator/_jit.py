@@ -7,7 +7,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["jit", "jit_parallel", "jit_inline", "f64_bits", "bits_f64", "f32_bits", "bits_f32",
+__all__ = ["jit", "jit_parallel", "jit_inline", "jit_force_inline", "f64_bits", "bits_f64", "f32_bits", "bits_f32",
            "CHUNK"]
 
 #: Elements per parallel work item. Results never depend on it (random bits are keyed by index).
@@ -16,6 +16,9 @@ CHUNK = 1 << 14
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 jit_parallel = numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 jit_inline = numba.njit(cache=True, error_model="numpy", nogil=True)
+#: Inlined in numba IR: lets a constant argument (a rounding mode) specialise the body so the
+#: loop vectorises. Costly to compile; use it for a scalar body called from few sites only.
+jit_force_inline = numba.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 
 
 def _bitcast(src, dst):

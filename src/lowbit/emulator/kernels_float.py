@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._jit import CHUNK, bits_f64, f64_bits, jit_inline, jit_parallel
+from ._jit import bits_f64, f64_bits, jit_force_inline, jit_inline, jit_parallel
 from .rng import counter_bits
 
 U0 = np.uint64(0)
@@ -32,140 +32,93 @@ def pow2(e):
     return bits_f64(U1 << np.uint64(e + 1074))
 
 
-@jit_inline
-def round_away(kept, rem, d, mode, neg, rnd, nbits):
-    """Whether the truncated significand ``kept`` (remainder ``rem`` of ``d`` dropped bits) moves
-    one unit away from zero under rounding ``mode``; ``rnd`` holds the random bits."""
-    if mode == NEAREST_EVEN or mode == NEAREST_AWAY:
-        if d >= 64:
-            return False
-        half = U1 << np.uint64(d - 1)
-        if mode == NEAREST_EVEN:
-            return rem > half or (rem == half and (kept & U1) == U1)
-        return rem >= half
-    if mode == TOWARD_ZERO:
-        return False
-    if mode == UP:
-        return rem != U0 and not neg
-    if mode == DOWN:
-        return rem != U0 and neg
-    if mode == TO_ODD:
-        return rem != U0 and (kept & U1) == U0
-    # STOCHASTIC (P3109 StochasticA): floor(rem / 2^d * 2^n) + R >= 2^n, R the top n random bits
-    t = d - nbits
-    if t >= 64:
-        top = U0
-    elif t >= 0:
-        top = rem >> np.uint64(t)
-    else:
-        top = rem << np.uint64(-t)
-    return top + (rnd >> np.uint64(64 - nbits)) >= (U1 << np.uint64(nbits))
-
-
-@jit_inline
-def overflow_value(neg, mode, p, maxval, from_inf):
-    """What a value beyond +-max (or an infinite input) becomes under the overflow policy."""
-    policy = p.overflow
-    toward_zero = mode == TOWARD_ZERO or (mode == DOWN and not neg) or (mode == UP and neg)
-    if policy == SATURATE or (policy == SATURATE_KEEP_INF and not from_inf) or (
-            toward_zero and not from_inf and policy != SATURATE_KEEP_INF):
-        mag = maxval
-    elif policy == NAN:
-        return np.nan
-    else:
-        mag = np.inf
-    return -mag if neg else mag
-
-
-@jit_inline
+@jit_force_inline
 def quantize_one(x, p, maxval, minval, mode, rnd, nbits):
-    """x (float64) rounded to the format described by ``p``; returns a float64."""
+    """x (float64) rounded to the format described by ``p``; returns a float64.
+
+    The significand is rounded as an integer: ``kept`` holds the bits above the quantum of the
+    result's binade, ``rem`` the ``d`` dropped bits. One flat body (no calls), so that it inlines
+    into the loops and vectorises.
+    """
     b = f64_bits(x)
     neg = (b >> np.uint64(63)) != U0
     ebits = np.int64((b >> np.uint64(52)) & EXP_MASK)
     frac = b & FRAC
+    ex = max(ebits, 1) - 1023
+    sig = frac | (IMPLICIT if ebits != 0 else U0)
+    m = p.mantissa_bits
+    if ex >= p.emin or p.subnormals == 1:
+        q = max(ex, p.emin) - m
+    else:
+        q = np.int64(p.emin)  # flushed: below min normal the grid is {0, min normal}
+    d = q - ex + 52
+    dd = np.uint64(min(max(d, 0), 63))  # sig < 2^53, so d > 63 behaves like 63 for these tests
+    kept = sig >> dd
+    rem = sig & ((U1 << dd) - U1)
+    half = (U1 << dd) >> U1
+    odd = (kept & U1) == U1
+    if mode == NEAREST_EVEN:
+        up = (half != U0) and (rem > half or (rem == half and odd))
+    elif mode == NEAREST_AWAY:
+        up = (half != U0) and rem >= half
+    elif mode == TOWARD_ZERO:
+        up = False
+    elif mode == UP:
+        up = rem != U0 and not neg
+    elif mode == DOWN:
+        up = rem != U0 and neg
+    elif mode == TO_ODD:
+        up = rem != U0 and not odd
+    else:  # STOCHASTIC (P3109 StochasticA): floor(rem / 2^d * 2^n) + R >= 2^n, true d
+        t = d - nbits
+        if t >= 64:
+            top = U0
+        elif t >= 0:
+            top = sig >> np.uint64(t)
+        else:
+            top = rem << np.uint64(-t)
+        up = top + (rnd >> np.uint64(64 - nbits)) >= (U1 << np.uint64(nbits))
+    s = max(q, ex - 52)  # exponent of kept's last bit (d <= 0: the input is already on the grid)
+    mag = np.float64(kept + (U1 if up else U0)) * pow2(s)
+    toward_zero = mode == TOWARD_ZERO or (mode == DOWN and not neg) or (mode == UP and neg)
+    policy = p.overflow
     if ebits == 0x7FF:
         if frac != U0:
             return x
-        return _finish(overflow_value(neg, mode, p, maxval, True), neg, p, minval)
-    if ebits == 0 and frac == U0:
-        if p.zero == 0:
-            return np.nan if p.has_nan == 1 else minval
-        return _finish(0.0, neg, p, minval)
-    if ebits == 0:
-        ex, sig = np.int64(-1022), frac
-    else:
-        ex, sig = ebits - 1023, frac | IMPLICIT
-    m = p.mantissa_bits
-    if ex >= p.emin:
-        q = ex - m
-    elif p.subnormals == 1:
-        q = p.emin - m
-    elif p.zero == 1:
-        q = np.int64(p.emin)  # flushed: the grid below min normal is {0, min normal}
-    else:
-        return _finish(minval, neg, p, minval)  # no zero: min normal is the only neighbour
-    d = q - (ex - 52)
-    if d <= 0:
-        mag = abs(x)
-    else:
-        if d < 64:
-            kept = sig >> np.uint64(d)
-            rem = sig & ((U1 << np.uint64(d)) - U1)
+        if policy == SATURATE:
+            mag = maxval
+        elif policy == NAN:
+            return np.copysign(np.nan, x)
         else:
-            kept, rem = U0, sig
-        if round_away(kept, rem, d, mode, neg, rnd, nbits):
-            kept += U1
-        mag = np.float64(kept) * pow2(q)
-    if mag > maxval:
-        return _finish(overflow_value(neg, mode, p, maxval, False), neg, p, minval)
-    return _finish(-mag if neg else mag, neg, p, minval)
-
-
-@jit_inline
-def _finish(v, neg, p, minval):
-    """Apply the zero-sign and unsigned rules to a rounded value."""
-    if v == 0.0:
+            mag = np.inf
+    elif mag > maxval:
+        if policy == SATURATE or policy == SATURATE_KEEP_INF or toward_zero:
+            mag = maxval
+        elif policy == NAN:
+            return np.copysign(np.nan, x)
+        else:
+            mag = np.inf
+    elif ebits == 0 and frac == U0 and p.zero == 0:
+        return np.nan if p.has_nan == 1 else minval  # zero has no code
+    elif ex < p.emin and p.zero == 0:
+        mag = minval  # no zero: the smallest value is the only neighbour below it
+    if mag == 0.0:
         return -0.0 if (neg and p.negative_zero == 1) else 0.0
-    if p.signed == 0 and v < 0.0:
-        if p.overflow == SATURATE:
+    if neg and p.signed == 0:
+        if p.overflow == SATURATE or p.has_nan == 0:
             return 0.0 if p.zero == 1 else minval
-        return np.nan if p.has_nan == 1 else (0.0 if p.zero == 1 else minval)
-    return v
-
-
-@jit_inline
-def _quantize_span(x, out, start, stop, p, maxval, minval, mode, key, offset, nbits):
-    for i in range(start, stop):
-        rnd = U0
-        if mode == STOCHASTIC:
-            rnd = counter_bits(key, np.uint64(offset + i))
-        out[i] = quantize_one(np.float64(x[i]), p, maxval, minval, mode, rnd, nbits)
+        return np.nan
+    return -mag if neg else mag
 
 
 @jit_parallel
 def quantize_float(x, out, p, maxval, minval, mode, key, offset, nbits):
     """Quantise the flat array ``x`` into ``out`` (same length; float32 or float64)."""
-    n = x.size
-    nchunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(nchunks):
-        start = c * CHUNK
-        stop = min(n, start + CHUNK)
-        # one specialised loop per mode, so that each inner loop is branch-free and vectorises
-        if mode == NEAREST_EVEN:
-            _quantize_span(x, out, start, stop, p, maxval, minval, NEAREST_EVEN, key, offset, nbits)
-        elif mode == NEAREST_AWAY:
-            _quantize_span(x, out, start, stop, p, maxval, minval, NEAREST_AWAY, key, offset, nbits)
-        elif mode == TOWARD_ZERO:
-            _quantize_span(x, out, start, stop, p, maxval, minval, TOWARD_ZERO, key, offset, nbits)
-        elif mode == UP:
-            _quantize_span(x, out, start, stop, p, maxval, minval, UP, key, offset, nbits)
-        elif mode == DOWN:
-            _quantize_span(x, out, start, stop, p, maxval, minval, DOWN, key, offset, nbits)
-        elif mode == TO_ODD:
-            _quantize_span(x, out, start, stop, p, maxval, minval, TO_ODD, key, offset, nbits)
-        else:
-            _quantize_span(x, out, start, stop, p, maxval, minval, STOCHASTIC, key, offset, nbits)
+    for i in prange(x.size):
+        rnd = U0
+        if mode == STOCHASTIC:
+            rnd = counter_bits(key, np.uint64(offset + i))
+        out[i] = quantize_one(np.float64(x[i]), p, maxval, minval, mode, rnd, nbits)
 
 
 @jit_inline
@@ -203,22 +156,18 @@ def value_to_code(v, negative, p):
 @jit_parallel
 def encode_float(x, codes, p, maxval, minval, mode, key, offset, nbits):
     """Codes of ``x`` rounded to the format; returns how many NaN had no code to go to."""
-    n = x.size
-    nchunks = (n + CHUNK - 1) // CHUNK
     bad = 0
-    for c in prange(nchunks):
-        start = c * CHUNK
-        for i in range(start, min(n, start + CHUNK)):
-            rnd = U0
-            if mode == STOCHASTIC:
-                rnd = counter_bits(key, np.uint64(offset + i))
-            xi = np.float64(x[i])
-            v = quantize_one(xi, p, maxval, minval, mode, rnd, nbits)
-            code = value_to_code(v, (f64_bits(xi) >> np.uint64(63)) != U0, p)
-            if code < 0:
-                bad += 1
-                code = 0
-            codes[i] = code
+    for i in prange(x.size):
+        rnd = U0
+        if mode == STOCHASTIC:
+            rnd = counter_bits(key, np.uint64(offset + i))
+        xi = np.float64(x[i])
+        v = quantize_one(xi, p, maxval, minval, mode, rnd, nbits)
+        code = value_to_code(v, (f64_bits(xi) >> np.uint64(63)) != U0, p)
+        if code < 0:
+            bad += 1
+            code = 0
+        codes[i] = code
     return bad
 
 

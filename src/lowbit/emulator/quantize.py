@@ -168,9 +168,45 @@ class _Job:
         if want_codes:
             from .kernels_float import encode_float
             return encode_float(self.x, codes, fmt.kernel_params, maxval, minval, *common)
+        if self.x.dtype == np.float32 and values.dtype == np.float32 and _fast_f32(fmt):
+            from .kernels_f32 import quantize_f32
+            quantize_f32(self.x, values, *_f32_params(fmt, self.mode), *common)
+            return 0
         from .kernels_float import quantize_float
         quantize_float(self.x, values, fmt.kernel_params, maxval, minval, *common)
         return 0
+
+
+_F32_INF, _F32_NAN = 0x7F800000, 0x7FC00000
+
+
+def _f32_bits(value: Fraction) -> int:
+    return int(np.array(float(value), dtype=np.float32).view(np.uint32))
+
+
+def _fast_f32(fmt: FloatFormat) -> bool:
+    """Whether the float32 bit-pattern kernel applies (see kernels_f32)."""
+    emin, _ = fmt.binary_exponent_range
+    return (fmt.radix == 2 and fmt.signed and fmt.zero and fmt.mantissa_bits <= 22
+            and emin >= -126 and fmt.fits_float32())
+
+
+@lru_cache(maxsize=None)
+def _f32_params(fmt: FloatFormat, mode: Rounding) -> tuple:
+    emin, _ = fmt.binary_exponent_range
+    max_bits = _f32_bits(fmt.max)
+    policy = fmt.overflow
+
+    def overflow_bits(toward_zero: bool) -> int:
+        if policy in (Overflow.SATURATE, Overflow.SATURATE_KEEP_INF) or toward_zero:
+            return max_bits
+        return _F32_NAN if policy == Overflow.NAN else _F32_INF
+
+    over_pos = overflow_bits(mode in (Rounding.TOWARD_ZERO, Rounding.DOWN))
+    over_neg = overflow_bits(mode in (Rounding.TOWARD_ZERO, Rounding.UP))
+    inf_bits = {Overflow.SATURATE: max_bits, Overflow.NAN: _F32_NAN}.get(policy, _F32_INF)
+    return (fmt.mantissa_bits, emin, int(fmt.subnormals), max_bits, over_pos, over_neg, inf_bits,
+            _f32_bits(fmt.min_positive), int(fmt.negative_zero))
 
 
 @lru_cache(maxsize=None)

@@ -1,0 +1,120 @@
+"""The fast path: float32 in, float32 out, radix-2 formats whose values are all float32 normals
+or subnormals with ``emin >= -126`` and at most 22 mantissa bits (every FP8/FP6/FP4, fp16, bf16,
+tf32, ...). Works on the float32 bit pattern with integer selects only, one loop per rounding
+mode, so LLVM vectorises each loop; results equal the general float64 kernel bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import bits_f32, f32_bits, jit_force_inline, jit_parallel
+from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, TO_ODD, TOWARD_ZERO, UP
+from .llvm_round import ROUNDERS
+from .rng import counter_bits
+
+round_ne, round_na, round_tz, round_up, round_down, round_odd = ROUNDERS
+
+
+@jit_force_inline
+def round_bits(x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits, negzero,
+               mode, rnd, nbits):
+    """float32 ``x`` rounded to ``m`` mantissa bits above binary exponent ``emin``.
+
+    ``over_pos``/``over_neg`` are the magnitude bits a positive/negative overflow becomes,
+    ``inf_bits`` what an infinite input becomes, ``minpos_bits`` the smallest positive value.
+    """
+    b = np.int64(f32_bits(x))
+    sign = b & 0x80000000
+    a = b & 0x7FFFFFFF
+    e = a >> 23
+    ex = max(e, 1) - 127
+    sig = (a & 0x7FFFFF) | (0x800000 if e > 0 else 0)
+    if sub == 1:
+        d = 23 - m + max(0, emin - ex)
+    else:
+        d = 23 - m if ex >= emin else 23 + emin - ex
+    dd = min(d, 25)  # beyond 25 every bit of sig is below half a quantum
+    mask = (1 << dd) - 1
+    kept = sig >> dd
+    rem = sig & mask
+    half = (1 << dd) >> 1
+    if mode == NEAREST_EVEN:  # the classic bit trick: add half - 1 plus the kept parity
+        r = (sig + half - 1 + (kept & 1)) & ~mask
+        up = False
+    else:
+        if mode == NEAREST_AWAY:
+            up = rem >= half
+        elif mode == TOWARD_ZERO:
+            up = False
+        elif mode == UP:
+            up = (rem != 0) & (sign == 0)
+        elif mode == DOWN:
+            up = (rem != 0) & (sign != 0)
+        elif mode == TO_ODD:
+            up = (rem != 0) & ((kept & 1) == 0)
+        else:  # STOCHASTIC: floor(rem / 2^d * 2^n) + R >= 2^n, on the true (unclamped) d
+            t = d - nbits
+            top = (sig >> min(t, 63)) if t >= 0 else (rem << (-t))
+            up = top + np.int64(rnd >> np.uint64(64 - nbits)) >= (1 << nbits)
+        r = (kept + (1 if up else 0)) << dd
+    out = ((max(e, 1) - 1) << 23) + r
+    if r == 0:
+        out = 0
+    if d >= 25:
+        out = minpos_bits if up else 0
+    if out > max_bits:
+        out = over_neg if sign != 0 else over_pos
+    if a >= 0x7F800000:
+        out = (a | 0x400000) if a > 0x7F800000 else inf_bits
+    if out != 0 or negzero == 1:
+        out |= sign
+    return bits_f32(np.uint32(out))
+
+
+@jit_parallel
+def quantize_f32(x, out, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
+                 negzero, mode, key, offset, nbits):
+    """Quantise float32 ``x`` into float32 ``out`` (flat, same length)."""
+    n = x.size
+    if mode == NEAREST_EVEN:
+        for i in prange(n):
+            out[i] = round_ne(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                              minpos_bits, negzero)
+    elif mode == NEAREST_AWAY:
+        for i in prange(n):
+            out[i] = round_na(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                              minpos_bits, negzero)
+    elif mode == TOWARD_ZERO:
+        for i in prange(n):
+            out[i] = round_tz(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                              minpos_bits, negzero)
+    elif mode == UP:
+        for i in prange(n):
+            out[i] = round_up(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                              minpos_bits, negzero)
+    elif mode == DOWN:
+        for i in prange(n):
+            out[i] = round_down(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                                minpos_bits, negzero)
+    elif mode == TO_ODD:
+        for i in prange(n):
+            out[i] = round_odd(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                               minpos_bits, negzero)
+    else:
+        for i in prange(n):
+            rnd = counter_bits(key, np.uint64(offset + i))
+            out[i] = round_bits(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                                minpos_bits, negzero, STOCHASTIC, rnd, nbits)
+
+
+@jit_parallel
+def quantize_f32_reference(x, out, m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                           minpos_bits, negzero, mode, key, offset, nbits):
+    """The same, through the 64-bit numba body for every mode (the tests' cross-check of the
+    32-bit LLVM rounders)."""
+    for i in prange(x.size):
+        rnd = counter_bits(key, np.uint64(offset + i))
+        out[i] = round_bits(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                            minpos_bits, negzero, mode, rnd, nbits)
