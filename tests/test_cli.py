@@ -78,6 +78,11 @@ def test_demo_prints_one_line_per_format(capsys):
     # 3 mantissa bits: relative error of RNE is at most 2^-4 per element, so the RMS is below it
     assert 0 < float(e4m3[2]) < 2**-4
     assert row(out, "binary32")[2] == "0.000e+00"  # float32 data is exact in binary32
+    # columns: name, bits, rel RMS, max err, to zero, clipped, NaN/inf, scaled RMS
+    assert row(out, "mxfp8_e4m3_rceil")[5] == "0.00%"  # CEIL scale: amax / scale <= 448
+    # OCP FLOOR scale maps a block's amax into [256, 512): those above 448 saturate
+    assert float(row(out, "mxfp8_e4m3")[5].rstrip("%")) > 0
+    assert row(out, "e8m0fnu")[-1] == "(|x|)"  # unsigned formats quantise |x|
 
 
 def test_demo_is_deterministic_and_stochastic_seeded(capsys):

@@ -36,7 +36,7 @@ class Measurement:
     rel_rms: float  #: ||q - x|| / ||x||
     max_abs: float  #: max |q - x|
     flushed: float  #: fraction of non-zero inputs that became zero
-    clipped: float  #: fraction of inputs beyond the format's largest finite value
+    clipped: float  #: fraction of inputs beyond the largest finite value (block: of their block)
     nonfinite: float  #: fraction of results that are NaN or infinite
     rel_rms_scaled: float | None  #: after per-tensor absmax scaling; None: block or wide
 
@@ -76,8 +76,18 @@ def measure(x: np.ndarray, fmt: Format | str, rounding: Rounding = Rounding.NEAR
     return Measurement(
         name=fmt.name, bits=float(bits), unsigned=unsigned, rel_rms=_rel_rms(qf, ref),
         max_abs=float(np.max(np.abs(qf - ref))), flushed=float(np.mean((q == 0) & (ref != 0))),
-        clipped=float(np.mean(np.abs(ref) > float(fmt.max))), nonfinite=float(np.mean(~finite)),
+        clipped=_clipped(xin, ref, q, fmt, rounding, seed), nonfinite=float(np.mean(~finite)),
         rel_rms_scaled=scaled)
+
+
+def _clipped(xin, ref, q, fmt, rounding, seed) -> float:
+    """Fraction of |x| beyond max; for block formats beyond element max times the block scale,
+    i.e. elements that saturated at the element's max while |q| < |x|."""
+    if not isinstance(fmt, BlockFormat):
+        return float(np.mean(np.abs(ref) > float(fmt.max)))
+    from . import decode, encode
+    element = np.abs(decode(encode(xin, fmt, rounding, seed=seed).codes, fmt.element))
+    return float(np.mean((element == float(fmt.element.max)) & (np.abs(q) < np.abs(ref))))
 
 
 _HEADER = (f"{'format':<17}{'bits':>7}{'rel RMS':>11}{'max |err|':>11}{'to zero':>9}"
