@@ -163,7 +163,7 @@ def _block(arr: np.ndarray, block_size: int, axis: int, pad_value=0) -> _Blocks:
 
 def _unblock(data: np.ndarray, blocks: _Blocks) -> np.ndarray:
     """Inverse of :func:`_block` (a view where possible)."""
-    flat = data.reshape(data.shape[:-2] + (-1,))[..., :blocks.n]
+    flat = data.reshape(data.shape[:-2] + (data.shape[-2] * data.shape[-1],))[..., :blocks.n]
     return np.moveaxis(flat, -1, blocks.axis)
 
 
