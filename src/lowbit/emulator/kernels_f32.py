@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._jit import bits_f32, f32_bits, jit_force_inline, jit_parallel
+from ._jit import bits_f32, f32_bits, jit, jit_force_inline, jit_parallel
 from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, TO_ODD, TOWARD_ZERO, UP
 from .llvm_round import ROUNDERS
 from .rng import counter_bits
 
-round_ne, round_na, round_tz, round_up, round_down, round_odd = ROUNDERS
+round_ne, round_na, round_tz, round_up, round_down, round_odd, round_sr = ROUNDERS
 
 
 @jit_force_inline
@@ -56,7 +56,7 @@ def round_bits(x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_b
             up = (rem != 0) & ((kept & 1) == 0)
         else:  # STOCHASTIC: floor(rem / 2^d * 2^n) + R >= 2^n, on the true (unclamped) d
             t = d - nbits
-            top = (sig >> min(t, 63)) if t >= 0 else (rem << (-t))
+            top = (rem >> min(t, 63)) if t >= 0 else (rem << (-t))
             up = top + np.int64(rnd >> np.uint64(64 - nbits)) >= (1 << nbits)
         r = (kept + (1 if up else 0)) << dd
     out = ((max(e, 1) - 1) << 23) + r
@@ -105,8 +105,38 @@ def quantize_f32(x, out, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, m
     else:
         for i in prange(n):
             rnd = counter_bits(key, np.uint64(offset + i))
-            out[i] = round_bits(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
-                                minpos_bits, negzero, STOCHASTIC, rnd, nbits)
+            out[i] = round_sr(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                              minpos_bits, negzero, rnd, nbits)
+    if mode == STOCHASTIC and nbits > 32:
+        _stochastic_fixup(x, out, m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                          minpos_bits, negzero, key, offset, nbits)
+
+
+@jit_parallel
+def _stochastic_fixup(x, out, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
+                      negzero, key, offset, nbits):
+    """The 32-bit stochastic rounder is exact unless more than 32 bits are dropped (|x| below
+    2^-9 of the smallest positive value) with more than 32 random bits: redo those in 64 bits.
+    A separate function, so that numba does not fuse it into the main loop; a cheap counting
+    pass first, because a loop holding the redo call runs several times slower even when the
+    call is never taken."""
+    tiny = np.int64(f32_bits(np.float32(2.0 ** (emin - (m if sub == 1 else 0) - 9))))
+    count = 0
+    for i in prange(x.size):
+        count += (np.int64(f32_bits(x[i])) & 0x7FFFFFFF) < tiny
+    if count == 0:
+        return
+    for i in prange(x.size):
+        if (np.int64(f32_bits(x[i])) & 0x7FFFFFFF) < tiny:
+            out[i] = _redo(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                           minpos_bits, negzero, counter_bits(key, np.uint64(offset + i)), nbits)
+
+
+@jit
+def _redo(x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits, negzero, rnd,
+          nbits):
+    return round_bits(x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
+                      negzero, STOCHASTIC, rnd, nbits)
 
 
 @jit_parallel

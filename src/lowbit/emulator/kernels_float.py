@@ -74,7 +74,7 @@ def quantize_one(x, p, maxval, minval, mode, rnd, nbits):
         if t >= 64:
             top = U0
         elif t >= 0:
-            top = sig >> np.uint64(t)
+            top = rem >> np.uint64(t)
         else:
             top = rem << np.uint64(-t)
         up = top + (rnd >> np.uint64(64 - nbits)) >= (U1 << np.uint64(nbits))

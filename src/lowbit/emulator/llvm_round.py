@@ -12,7 +12,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, TO_ODD, TOWARD_ZERO, UP
+from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, TO_ODD, TOWARD_ZERO, UP
 
 __all__ = ["ROUNDERS"]
 
@@ -24,7 +24,7 @@ def _c(v: int) -> ir.Constant:
 
 
 def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos, over_neg,
-          inf_bits, minpos_bits, negzero):
+          inf_bits, minpos_bits, negzero, rnd=None, nbits=None):
     b = builder
     xb = b.bitcast(x, _I32)
     sign = b.and_(xb, _c(0x80000000))
@@ -64,6 +64,8 @@ def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
             up = b.and_(nonzero_rem, b.not_(positive))
         elif mode == TO_ODD:
             up = b.and_(nonzero_rem, b.icmp_unsigned("==", odd, _c(0)))
+        elif mode == STOCHASTIC:
+            up = _stochastic_up(b, rem, d, rnd, nbits)
         else:
             raise ValueError(mode)
         r = b.shl(b.add(kept, b.zext(up, _I32)), dd)
@@ -77,6 +79,41 @@ def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
     keep_sign = b.or_(b.icmp_unsigned("!=", out, _c(0)), b.icmp_unsigned("!=", negzero, _c(0)))
     out = b.or_(out, b.select(keep_sign, sign, _c(0)))
     return b.bitcast(out, ir.FloatType())
+
+
+def _stochastic_up(b: ir.IRBuilder, rem, d, rnd, nbits):
+    """P3109 StochasticA with n random bits, as ``(rem >> (d-k)) + (rnd >> (64-k)) >= 2^k`` with
+    ``k = min(n, d)``: the same decision as ``floor(rem / 2^d * 2^n) + R >= 2^n`` (when n > d the
+    low n - d random bits cannot carry). Computed in 32 bits, exact while ``k <= 32``; the
+    caller redoes the rare elements with ``d > 32`` and ``n > 32`` in 64 bits."""
+    k = b.select(b.icmp_signed("<", nbits, d), nbits, d)
+    k = b.select(b.icmp_signed(">", k, _c(32)), _c(32), k)
+    t = b.sub(d, k)
+    far = b.icmp_signed(">=", t, _c(25))
+    top = b.select(far, _c(0), b.lshr(rem, b.select(far, _c(0), t)))
+    hi = b.trunc(b.lshr(rnd, ir.Constant(ir.IntType(64), 32)), _I32)
+    r = b.lshr(hi, b.sub(_c(32), k))  # the top k random bits
+    mask_k = b.lshr(_c(0xFFFFFFFF), b.sub(_c(32), k))  # 2^k - 1 >= top
+    return b.icmp_unsigned(">", r, b.sub(mask_k, top))  # top + r >= 2^k, without overflow
+
+
+def _make_stochastic():
+    @intrinsic
+    def rounder(typingctx, x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
+                negzero, rnd, nbits):
+        if x != types.float32 or rnd != types.uint64:
+            return None
+        sig = types.float32(x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
+                            negzero, rnd, nbits)
+
+        def codegen(context, builder, signature, args):
+            ints = [builder.trunc(v, _I32) if v.type != _I32 else v for v in args[1:10]]
+            nb = builder.trunc(args[11], _I32) if args[11].type != _I32 else args[11]
+            return _emit(builder, STOCHASTIC, args[0], *ints, rnd=args[10], nbits=nb)
+
+        return sig, codegen
+
+    return rounder
 
 
 def _make(mode: int):
@@ -97,6 +134,6 @@ def _make(mode: int):
     return rounder
 
 
-#: One intrinsic per deterministic rounding mode, indexed by the mode's value.
+#: One intrinsic per rounding mode, indexed by the mode's value (the last takes rnd, nbits).
 ROUNDERS = tuple(_make(mode) for mode in (NEAREST_EVEN, NEAREST_AWAY, TOWARD_ZERO, UP, DOWN,
-                                          TO_ODD))
+                                          TO_ODD)) + (_make_stochastic(),)
