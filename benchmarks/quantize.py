@@ -5,8 +5,9 @@
 
 One run measures everything, so compare ratios from one run only (the machine is shared and noisy).
 Inputs: standard normal float32 from ``numpy.random.default_rng(20261123)``. lowbit is timed warm
-(kernels compiled, threads started) with its ``out=`` buffer reused; every number is the best of
-``--repeat`` runs, as elements per second (one float32 in, one value out). The reference "two-thread
+(kernels compiled, threads started) with its ``out=`` buffer reused. Every number is the best of
+``--repeat`` rounds, each round timing every case once, so that a change of load hits all cases
+alike; the unit is elements per second (one float32 in, one value out). The reference "two-thread
 copy" is the faster of a numba ``prange`` copy and two threads each running ``np.copyto`` on one half.
 Targets (checked at the end, PASS/MISS): e4m3fn RNE >= 0.7x the two-thread copy and >= 10x torch's
 cast round trip; stochastic e5m2 >= 0.3x the two-thread copy. Also checked: lowbit's e4m3fn result
@@ -43,14 +44,18 @@ ML_DTYPES = {"e4m3fn": "float8_e4m3fn", "e2m1fn": "float4_e2m1fn", "int4": "int4
              "e5m2": "float8_e5m2"}
 
 
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm: compile, start threads, fault in pages
-    times = []
+def best_times(cases: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Best time of each case. Cases are timed round-robin (one call of each per round), so
+    that a change of load on the shared machine hits every case alike and ratios stay fair."""
+    for fn in cases.values():
+        fn()  # warm: compile, start threads, fault in pages
+    best = {name: float("inf") for name in cases}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 @numba.njit(parallel=True, nogil=True)
@@ -59,7 +64,7 @@ def _prange_copy(src, dst):
         dst[i] = src[i]
 
 
-def copies(x: np.ndarray, repeat: int) -> dict[str, float]:
+def copy_cases(x: np.ndarray) -> dict[str, Callable[[], object]]:
     dst = np.empty_like(x)
     half = x.size // 2
 
@@ -71,44 +76,49 @@ def copies(x: np.ndarray, repeat: int) -> dict[str, float]:
         for t in ts:
             t.join()
 
-    return {"np.copyto, 1 thread": best_time(lambda: np.copyto(dst, x), repeat),
-            "np.copyto, 2 threads on halves": best_time(two_numpy_threads, repeat),
-            f"numba prange copy, {numba.get_num_threads()} threads":
-                best_time(lambda: _prange_copy(x, dst), repeat)}
+    return {"np.copyto, 1 thread": lambda: np.copyto(dst, x),
+            "np.copyto, 2 threads on halves": two_numpy_threads,
+            f"numba prange copy, {numba.get_num_threads()} threads": lambda: _prange_copy(x, dst)}
 
 
-def lowbit_case(x, fmt, rounding, seed, bits, repeat):
-    """(seconds, result); ``out=`` is reused where the format's quantiser takes it."""
-    out = np.asarray(lowbit.quantize(x, fmt, rounding, seed=seed, random_bits=bits)).copy()
-    try:
-        lowbit.quantize(x, fmt, rounding, seed=seed, random_bits=bits, out=out)
-        fn = lambda: lowbit.quantize(x, fmt, rounding, seed=seed, random_bits=bits, out=out)  # noqa: E731
-    except (TypeError, ValueError, NotImplementedError):
-        fn = lambda: lowbit.quantize(x, fmt, rounding, seed=seed, random_bits=bits)  # noqa: E731
-    return best_time(fn, repeat), out
+def lowbit_cases(x: np.ndarray):
+    """Timed closures (``out=`` reused) and each case's result, for the checks."""
+    cases, results = {}, {}
+    for label, fmt, rounding, seed, bits in CASES:
+        kw = dict(seed=seed, random_bits=bits)
+        try:
+            out = np.asarray(lowbit.quantize(x, fmt, rounding, **kw)).copy()
+        except (ImportError, NotImplementedError) as e:
+            print(f"# lowbit {label}: not available ({e})")
+            continue
+        results[label] = out
+        cases[f"lowbit {label}"] = (lambda f=fmt, r=rounding, kw=kw, out=out:
+                                    lowbit.quantize(x, f, r, out=out, **kw))
+    cases["lowbit encode e4m3fn (uint8 codes, allocates)"] = lambda: lowbit.encode(x, "e4m3fn")
+    return cases, results
 
 
-def torch_cases(x, repeat):
+def torch_cases(x: np.ndarray):
     try:
         import torch
     except ImportError:
         return {}, None, "torch not installed"
     t = torch.from_numpy(x)
     f8 = torch.float8_e4m3fn
-    rows = {"torch .to(float8_e4m3fn)": best_time(lambda: t.to(f8), repeat),
-            "torch .to(float8_e4m3fn).float()": best_time(lambda: t.to(f8).float(), repeat)}
-    return rows, t.to(f8).float().numpy(), f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    cases = {"torch .to(float8_e4m3fn)": lambda: t.to(f8),
+             "torch .to(float8_e4m3fn).float()": lambda: t.to(f8).float()}
+    return (cases, t.to(f8).float().numpy(),
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
-def ml_dtypes_cases(x, repeat):
+def ml_dtypes_cases(x: np.ndarray):
     import ml_dtypes
-    rows, results = {}, {}
+    cases, results = {}, {}
     for fmt, name in ML_DTYPES.items():
         dt = getattr(ml_dtypes, name)
-        rows[f"ml_dtypes astype {name} round trip"] = best_time(
-            lambda dt=dt: x.astype(dt).astype(np.float32), repeat)
+        cases[f"ml_dtypes astype {name} round trip"] = lambda dt=dt: x.astype(dt).astype(np.float32)
         results[fmt] = x.astype(dt).astype(np.float32)
-    return rows, results
+    return cases, results
 
 
 def qtorch_note() -> str:
@@ -145,21 +155,15 @@ def main() -> int:
     print(f"# {datetime.date.today()}, {machine()}\n# {versions()}")
     print(f"# 2^{args.log2_size} float32 N(0,1) inputs (seed {SEED}), best of {args.repeat}")
 
-    seconds: dict[str, float] = dict(copies(x, args.repeat))
-    ref_copy = min(v for k, v in seconds.items() if "1 thread" not in k)  # two-thread copy
-    results = {}
-    for label, fmt, rounding, seed, bits in CASES:
-        try:
-            seconds[f"lowbit {label}"], results[label] = lowbit_case(x, fmt, rounding, seed, bits,
-                                                                     args.repeat)
-        except (ImportError, NotImplementedError) as e:
-            print(f"# lowbit {label}: not available ({e})")
-    seconds["lowbit encode e4m3fn (uint8 codes, allocates)"] = best_time(
-        lambda: lowbit.encode(x, "e4m3fn"), args.repeat)
-    trows, torch_result, torch_note = torch_cases(x, args.repeat)
-    seconds.update(trows)
-    mrows, ml_results = ml_dtypes_cases(x, args.repeat)
-    seconds.update(mrows)
+    cases = copy_cases(x)
+    lcases, results = lowbit_cases(x)
+    tcases, torch_result, torch_note = torch_cases(x)
+    mcases, ml_results = ml_dtypes_cases(x)
+    cases.update(lcases)
+    cases.update(tcases)
+    cases.update(mcases)
+    seconds = best_times(cases, args.repeat)
+    ref_copy = min(v for k, v in seconds.items() if "copy" in k and "1 thread" not in k)
     print(f"# {torch_note}; {qtorch_note()}\n")
     torch_rt = seconds.get("torch .to(float8_e4m3fn).float()")
     report(seconds, n, ref_copy, torch_rt)
