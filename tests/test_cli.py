@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -119,8 +120,10 @@ def test_gemm_error_dispatch(capsys):
 
 
 def test_console_script_entry_point():
-    # the installed script and `python -m lowbit.cli` run the same main()
-    proc = subprocess.run([sys.executable, "-m", "lowbit.cli", "--version"], capture_output=True,
-                          text=True, check=False)
+    # pyproject declares `lowbit = "lowbit.cli:main"`; the install puts it beside the interpreter
+    script = Path(sys.executable).with_name("lowbit")
+    proc = subprocess.run([str(script), "formats"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
-    assert proc.stdout.strip().startswith("lowbit ")
+    assert row(proc.stdout, "e4m3fn")[5] == "448"
+    proc = subprocess.run([str(script), "frobnicate"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "usage: lowbit" in proc.stderr
