@@ -127,3 +127,12 @@ def test_console_script_entry_point():
     assert row(proc.stdout, "e4m3fn")[5] == "448"
     proc = subprocess.run([str(script), "frobnicate"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "usage: lowbit" in proc.stderr
+
+
+def test_formats_needs_neither_numba_nor_torch():
+    # the table is derived from the records alone: block numba and torch, then run the command
+    code = ("import sys; sys.modules['numba'] = None; sys.modules['torch'] = None\n"
+            "from lowbit.cli import main; raise SystemExit(main(['formats', '--markdown']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "| `nvfp4` |" in proc.stdout
