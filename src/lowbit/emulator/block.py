@@ -80,18 +80,19 @@ def quantize_block(arr: np.ndarray, fmt: BlockFormat, mode: Rounding, *, seed=No
     """
     dtype = np.dtype(np.float64 if arr.dtype == np.float64 else np.float32)
     result = A.check_out(out, arr.shape, dtype)
-    q, scale, blocks = _quantize_elements(arr, fmt, mode, seed, random_bits, encode=False)
+    q, scale, blocks = _quantize_elements(arr, fmt, mode, seed, random_bits, encode=False,
+                                          out=result)
+    target = _block(result, fmt.block_size, blocks.axis).data
+    in_place = target.flags.c_contiguous and np.may_share_memory(target, result)  # a view
+    dest = target if in_place else np.empty(target.shape, dtype)
     with np.errstate(over="ignore", invalid="ignore"):
-        if fmt.rule == ScaleRule.NVFP4:
-            value = (q * scale[0][..., None], scale[1])   # float32, left to right as TE
-        else:  # one rounding of the exact product to the result dtype, whichever dtype it is in
-            wide = dtype if _fits(fmt, dtype) else np.dtype(np.float64)
-            value = (q.astype(wide, copy=False), scale.astype(wide)[..., None])
-        target = _block(result, fmt.block_size, blocks.axis).data
-        if np.may_share_memory(target, result):   # a view: write the product in place
-            np.multiply(value[0], value[1], out=target)
-        else:
-            result[...] = _unblock(value[0] * value[1], blocks)
+        if fmt.rule == ScaleRule.NVFP4:  # float32, left to right as TE: (q * s_block) * S_dec
+            q = _scale_blocks(q, scale[0], _F32)
+            _scale_blocks(q, np.full(scale[0].shape, scale[1], _F32), dtype, out=dest)
+        else:  # q * 2^e exactly in float64, rounded once to the result dtype
+            _blocks_call("mx_postscale", q, scale, _scale_exponent_range(fmt)[1], dest)
+    if not in_place:
+        result[...] = _unblock(dest, blocks)
     return result
 
 
@@ -178,31 +179,29 @@ def _to_x_layout(data: np.ndarray, blocks: _Blocks) -> np.ndarray:
 
 # ------------------------------------------------------------------------------- elements ----
 
-def _quantize_elements(arr, fmt, mode, seed, random_bits, *, encode):
+def _quantize_elements(arr, fmt, mode, seed, random_bits, *, encode, out=None):
     """Scales and element values (or codes) in blocked layout.
 
     Returns ``(q, scale, blocks)`` for quantise -- ``scale`` is the float64 block scale (NaN for a
     NaN block) or, for NVFP4, the pair (float32 block scales, float32 ``S_dec``) -- and
-    ``(codes, scale_codes, tensor_scale, blocks)`` for encode.
+    ``(codes, scale_codes, tensor_scale, blocks)`` for encode. The element values go to ``out``
+    (x's layout) when its dtype is the element quantiser's, saving a pass and an allocation.
     """
     from .quantize import encode as encode_fn, quantize
     axis = _check_axis(fmt, arr.ndim, "x")
-    work = arr.astype(_F32) if arr.dtype != np.float64 or fmt.rule == ScaleRule.NVFP4 else arr
+    narrow = arr.dtype != np.float64 or fmt.rule == ScaleRule.NVFP4
+    work = arr.astype(_F32, copy=False) if narrow else arr
     blocks = _block(work, fmt.block_size, axis)
-    amax = np.max(np.abs(blocks.data), axis=-1, initial=0.0)
     if fmt.rule == ScaleRule.NVFP4:
+        amax = _block_amax(blocks.data)
         scaled, nan_block, s_block, s_dec = _nvfp4_scales(blocks.data, amax, fmt)
     else:
-        exp, nan_block = (_floor_exponent if fmt.rule == ScaleRule.FLOOR else _ceil_exponent)(
-            amax, fmt)
-        factor = np.ldexp(np.ones(exp.shape, work.dtype), -exp)
-        with np.errstate(invalid="ignore", over="ignore"):
-            scaled = blocks.data * factor[..., None]
+        scaled, exp = _mx_prescale(blocks.data, fmt, 0.0 if encode else np.nan)
+        nan_block = exp > _scale_exponent_range(fmt)[1]
         if mode in (Rounding.UP, Rounding.DOWN, Rounding.TO_ODD):
             scaled = _keep_underflow_sign(scaled, blocks.data)
-    if nan_block.any():
-        scaled = np.where(nan_block[..., None], 0.0 if encode else np.nan, scaled)
-    scaled = scaled.astype(work.dtype, copy=False)
+    if fmt.rule == ScaleRule.NVFP4 and nan_block.any():
+        scaled = np.where(nan_block[..., None], 0.0 if encode else np.nan, scaled).astype(_F32)
     x_layout = _to_x_layout(scaled, blocks)
     kw = dict(seed=seed, random_bits=random_bits)
     if isinstance(fmt.element, FloatFormat):
@@ -210,7 +209,8 @@ def _quantize_elements(arr, fmt, mode, seed, random_bits, *, encode):
     if encode:
         codes = _block(encode_fn(x_layout, fmt.element, mode, **kw), fmt.block_size, axis).data
         elem_nan = getattr(fmt.element, "nan_code", None)
-        codes = np.where(nan_block[..., None], elem_nan or 0, codes).astype(codes.dtype)
+        if nan_block.any():
+            codes = np.where(nan_block[..., None], elem_nan or 0, codes).astype(codes.dtype)
         codes = _to_x_layout(codes, blocks)
         if fmt.rule == ScaleRule.NVFP4:
             scale_codes = encode_fn(s_block, fmt.scale)
@@ -218,13 +218,46 @@ def _quantize_elements(arr, fmt, mode, seed, random_bits, *, encode):
         else:
             scale_codes = encode_fn(np.ldexp(1.0, np.where(nan_block, 0, exp)), fmt.scale)
             tensor_scale = None
-        scale_codes = np.where(nan_block, fmt.scale.nan_code, scale_codes).astype(
-            scale_codes.dtype)
+        if nan_block.any():
+            scale_codes = np.where(nan_block, fmt.scale.nan_code, scale_codes).astype(
+                scale_codes.dtype)
         return codes, scale_codes, tensor_scale, blocks
+    if out is not None and out.dtype == A.output_dtype(x_layout, fmt.element):
+        kw["out"] = out
     q = _block(quantize(x_layout, fmt.element, mode, **kw), fmt.block_size, axis).data
     if fmt.rule == ScaleRule.NVFP4:
-        return q.astype(_F32), (np.where(nan_block, np.nan, s_block).astype(_F32), s_dec), blocks
-    return q, np.where(nan_block, np.nan, np.ldexp(1.0, exp)), blocks
+        s_block = np.where(nan_block, np.nan, s_block).astype(_F32)
+        return q.astype(_F32, copy=False), (s_block, s_dec), blocks
+    return q, exp, blocks
+
+
+def _blocks_call(kernel: str, data: np.ndarray, *args) -> None:
+    """Run a ``kernels_block`` kernel on ``data`` seen as ``(nblocks, block_size)``; array
+    arguments of ``data``'s block shape become 1-D, of its full shape 2-D."""
+    from . import kernels_block
+    if data.size == 0:
+        return
+    bs = data.shape[-1]
+    flat = []
+    for a in args:
+        if isinstance(a, np.ndarray):
+            a = a.reshape(-1, bs) if a.shape == data.shape else a.reshape(-1)
+        flat.append(a)
+    getattr(kernels_block, kernel)(np.ascontiguousarray(data).reshape(-1, bs), *flat)
+
+
+def _block_amax(data: np.ndarray) -> np.ndarray:
+    """float64 ``max |x|`` over the last axis of ``data`` (NaN if a NaN is present)."""
+    amax = np.zeros(data.shape[:-1], np.float64)
+    _blocks_call("block_amax", data, amax)
+    return amax
+
+
+def _scale_blocks(data: np.ndarray, factor: np.ndarray, dtype, out=None) -> np.ndarray:
+    """``data * factor[..., None]`` computed in ``data.dtype``, stored as ``dtype``."""
+    out = np.empty(data.shape, dtype) if out is None else out
+    _blocks_call("scale_blocks", data, np.ascontiguousarray(factor, data.dtype), out)
+    return out
 
 
 def _keep_underflow_sign(scaled: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -242,49 +275,22 @@ def _keep_underflow_sign(scaled: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------- scales ----
 
-def _fits(fmt: BlockFormat, dtype: np.dtype) -> bool:
-    """Whether every power-of-two scale of ``fmt`` is a value of ``dtype``."""
-    lo, hi = _scale_exponent_range(fmt)
-    info = np.finfo(dtype)
-    return lo >= math.log2(info.smallest_subnormal) and hi <= info.maxexp - 1
-
-
 def _scale_exponent_range(fmt: BlockFormat) -> tuple[int, int]:
     lo = math.floor(math.log2(fmt.scale.min_positive))
     hi = math.floor(math.log2(fmt.scale.max))
     return lo, hi
 
 
-def _floor_exponent(amax: np.ndarray, fmt: BlockFormat):
-    """OCP MX FLOOR: ``floor(log2 amax) - emax_elem``, clamped; NaN blocks where non-finite/too big.
-
-    ``np.frexp`` gives ``amax = m * 2^E`` with ``m`` in [0.5, 1) exactly (subnormals included), so
-    ``floor(log2 amax) = E - 1`` with no rounding.
-    """
-    lo, hi = _scale_exponent_range(fmt)
-    finite = np.isfinite(amax)
-    _, e = np.frexp(np.where(finite, amax, 1.0))
-    shared = e.astype(np.int64) - 1 - fmt.element_emax
-    nan_block = ~finite | (shared > hi)
-    shared = np.where(amax == 0, lo, np.clip(shared, lo, hi))
-    return np.where(nan_block, 0, shared), nan_block
-
-
-def _ceil_exponent(amax: np.ndarray, fmt: BlockFormat):
-    """TE RCEIL: the smallest ``e`` with ``2^e >= amax / max_elem``, exactly, in [lo, hi].
-
-    With ``amax = m 2^E`` and ``max_elem = g 2^G`` (m, g in [0.5, 1)), ``m / g`` lies in (0.5, 2),
-    so ``e = E - G + (m > g)``. ``amax = 0`` gives ``lo`` (TE: 0x00), ``+inf`` gives ``hi`` (TE:
-    0xFE) and NaN a NaN block (0xFF).
-    """
+def _mx_prescale(data: np.ndarray, fmt: BlockFormat, nan_fill: float):
+    """``(data / 2^e, e)`` per block by the FLOOR or CEIL rule (see ``kernels_block``)."""
     lo, hi = _scale_exponent_range(fmt)
     g, big_g = math.frexp(float(fmt.element.max))
-    nan_block = np.isnan(amax)
-    finite = np.isfinite(amax)
-    m, e = np.frexp(np.where(finite, amax, 1.0))
-    exp = e.astype(np.int64) - big_g + (m > g)
-    exp = np.where(amax == 0, lo, np.where(finite, np.clip(exp, lo, hi), hi))
-    return np.where(nan_block, 0, exp), nan_block
+    rule = 0 if fmt.rule == ScaleRule.FLOOR else 1
+    out = np.empty(data.shape, data.dtype)
+    exps = np.zeros(data.shape[:-1], np.int64)
+    _blocks_call("mx_prescale", data, out, exps, rule, fmt.element_emax, g, big_g, lo, hi,
+                 nan_fill)
+    return out, exps
 
 
 def _nvfp4_scales(data: np.ndarray, amax: np.ndarray, fmt: BlockFormat):
@@ -313,12 +319,14 @@ def _nvfp4_scales(data: np.ndarray, amax: np.ndarray, fmt: BlockFormat):
                 s_enc = _F32(1.0)
         s_dec = _F32(1.0) / s_enc
         nan_block = ~np.isfinite(amax)
+        amax = amax.astype(_F32)
         raw = np.fmin(amax * (s_enc * (_F32(1.0) / elem_max)), _FLT_MAX)
         raw = np.where(nan_block, 0, raw).astype(_F32)
         s_block = quantize(raw, fmt.scale, Rounding.NEAREST_EVEN, overflow="saturate")
         encode_scale = np.fmin(_F32(1.0) / (s_block * s_dec), _FLT_MAX).astype(_F32)
-        scaled = np.clip(data * encode_scale[..., None], -elem_max, elem_max)
-    return scaled.astype(_F32), nan_block, s_block.astype(_F32), s_dec
+        scaled = _scale_blocks(data, encode_scale, _F32)
+        np.clip(scaled, -elem_max, elem_max, out=scaled)
+    return scaled, nan_block, s_block.astype(_F32), s_dec
 
 
 # -------------------------------------------------------------------------------- decoding ----
