@@ -182,8 +182,9 @@ def _to_x_layout(data: np.ndarray, blocks: _Blocks) -> np.ndarray:
 def _quantize_elements(arr, fmt, mode, seed, random_bits, *, encode, out=None):
     """Scales and element values (or codes) in blocked layout.
 
-    Returns ``(q, scale, blocks)`` for quantise -- ``scale`` is the float64 block scale (NaN for a
-    NaN block) or, for NVFP4, the pair (float32 block scales, float32 ``S_dec``) -- and
+    Returns ``(q, scale, blocks)`` for quantise -- ``scale`` is the int64 block exponent (above
+    the scale format's range for a NaN block) or, for NVFP4, the pair (float32 block scales, NaN
+    for a NaN block, and the float32 ``S_dec``) -- and
     ``(codes, scale_codes, tensor_scale, blocks)`` for encode. The element values go to ``out``
     (x's layout) when its dtype is the element quantiser's, saving a pass and an allocation.
     """
