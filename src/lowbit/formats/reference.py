@@ -228,14 +228,16 @@ def _grid_radix2(a: Fraction, fmt: FloatFormat) -> tuple[Fraction, Fraction, boo
     if a < fmt.min_normal and not fmt.subnormals:
         return Fraction(0), fmt.min_normal, False  # flushed: the grid below min normal is {0, min}
     q = max(_floor_log2(a), emin) - m
-    unit = Fraction(2) ** q
-    kept = math.floor(a / unit)
+    num, den = a.numerator, a.denominator
+    kept = num // (den << q) if q >= 0 else (num << -q) // den  # floor(a / 2^q)
+    unit = Fraction(1 << q) if q >= 0 else Fraction(1, 1 << -q)
     return kept * unit, (kept + 1) * unit, kept % 2 == 1
 
 
 def _floor_log2(a: Fraction) -> int:
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    return e if Fraction(2) ** e <= a else e - 1
+    num, den = a.numerator, a.denominator
+    e = num.bit_length() - den.bit_length()
+    return e if (num << max(-e, 0)) >= (den << max(e, 0)) else e - 1
 
 
 @lru_cache(maxsize=None)

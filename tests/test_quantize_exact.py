@@ -1,0 +1,324 @@
+"""Every scalar format x every rounding mode against an oracle written here, independently of both
+the kernels and ``lowbit.formats.reference``.
+
+The oracle restates the documented semantics over the format's *table of values* (bisect), for
+formats of at most 16 bits; for the wider IEEE formats it rounds an integer significand. The
+same inputs then go through ``lowbit.quantize`` (float32 and float64 inputs) and
+``reference.round_exact``; any difference is reported with the input, the mode and both results.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import zlib
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import lowbit
+from lowbit import FORMATS, BinaryFormat, FloatFormat, IntFormat, IntOverflow, Overflow, Rounding
+from lowbit.formats import Specials, round_exact
+from lowbit.testing.oracles import mismatches
+
+SEED = 2024
+NONE, FN, IEEE = Specials.NONE, Specials.FN, Specials.IEEE
+
+CUSTOM = [
+    FloatFormat(name="e3m2_flushed", exponent_bits=3, mantissa_bits=2, bias=3, specials=NONE,
+                subnormals=False),
+    FloatFormat(name="e4m3_flushed_fn", exponent_bits=4, mantissa_bits=3, bias=7, specials=FN,
+                subnormals=False),
+    FloatFormat(name="e3m2_nozero_signed", exponent_bits=3, mantissa_bits=2, bias=3,
+                specials=NONE, zero=False, subnormals=False),
+    FloatFormat(name="ue5m2_ieee", exponent_bits=5, mantissa_bits=2, bias=15, signed=False),
+    FloatFormat(name="ue3m2_sat", exponent_bits=3, mantissa_bits=2, bias=3, signed=False,
+                specials=NONE),
+    FloatFormat(name="e3m0_fn", exponent_bits=3, mantissa_bits=0, bias=3, specials=FN),
+    FloatFormat(name="e5m2_sat", exponent_bits=5, mantissa_bits=2, bias=15,
+                overflow=Overflow.SATURATE),
+    FloatFormat(name="e5m2_keepinf", exponent_bits=5, mantissa_bits=2, bias=15,
+                overflow=Overflow.SATURATE_KEEP_INF),
+    FloatFormat(name="r4_e2m1", exponent_bits=2, mantissa_bits=1, bias=1, radix=4, specials=NONE),
+    FloatFormat(name="r4_e3m2_fn_shift", exponent_bits=3, mantissa_bits=2, bias=3, radix=4,
+                exponent_shift=1, specials=FN),
+    FloatFormat(name="r4_e3m0_fn", exponent_bits=3, mantissa_bits=0, bias=3, radix=4, specials=FN),
+    FloatFormat(name="r4_ue3m1_sat", exponent_bits=3, mantissa_bits=1, bias=3, radix=4,
+                signed=False, specials=NONE),
+    IntFormat(name="q3.3", bits=6, fraction_bits=3),
+    IntFormat(name="int5_sym", bits=5, symmetric=True),
+    IntFormat(name="int4_wrap", bits=4, overflow=IntOverflow.WRAP),
+    IntFormat(name="uint3_wrap_frac", bits=3, signed=False, fraction_bits=-1,
+              overflow=IntOverflow.WRAP),
+]
+
+
+def _random_custom(n: int) -> list[FloatFormat]:
+    """A few random valid custom formats (fixed seed), radix 2 and radix 4 with mantissa bits."""
+    rng, out = random.Random(7), []
+    while len(out) < n:
+        radix = 4 if len(out) % 2 else 2
+        kw = dict(exponent_bits=rng.randint(2, 4), mantissa_bits=rng.randint(1, 3), radix=radix,
+                  bias=rng.randint(-2, 6), specials=rng.choice(list(Specials)),
+                  signed=rng.random() < 0.8)
+        try:
+            fmt = FloatFormat(name=f"rand{len(out)}", **kw)
+        except lowbit.InvalidFormatError:
+            continue
+        out.append(fmt)
+    return out
+
+
+SCALAR = [f for f in (FORMATS[n] for n in FORMATS) if not isinstance(f, lowbit.BlockFormat)]
+ALL = SCALAR + CUSTOM + _random_custom(4)
+MODES = [m for m in Rounding if m != Rounding.STOCHASTIC]
+
+
+# ------------------------------------------------------------------------------------- oracle
+class Table:
+    """The format's non-negative magnitudes (floats, exact), the parity of each one's integer
+    significand, and the next point of the grid above max (the code after max read as finite)."""
+
+    def __init__(self, fmt: FloatFormat):
+        m, ebits = fmt.mantissa_bits, fmt.exponent_bits
+        c = np.arange(1 << (ebits + m))
+        e, f = c >> m, c & ((1 << m) - 1)
+        log2r = 1 if fmt.radix == 2 else 2
+        sub = (e == 0) & fmt.zero  # the spec's formula, section 1.1, read code by code
+        sig = np.where(sub, f * fmt.subnormals, f + (1 << m)).astype(np.float64)
+        ex = log2r * (np.where(sub, 1, e) - fmt.bias) + fmt.exponent_shift - m
+        vals = np.ldexp(sig, ex)
+        keep = np.ones(c.size, bool)
+        if fmt.specials == IEEE:
+            keep &= e != (1 << ebits) - 1
+        elif fmt.specials == FN:
+            keep &= c != c[-1]
+        self.mags, first = np.unique(vals[keep], return_index=True)
+        codes = c[keep][first]
+        self.odd = [v != 0 and (m == 0 or k % 2 == 1) for v, k in zip(self.mags, codes)]
+        self.mags = self.mags.tolist()
+        m, code = fmt.mantissa_bits, fmt.max_magnitude_code + 1
+        e, f = divmod(code, 1 << m)
+        self.beyond = float((1 + Fraction(f, 1 << m)) * Fraction(fmt.radix) ** (e - fmt.bias)
+                            * 2 ** fmt.exponent_shift)
+
+
+def away(mode, a, lo, hi, lo_odd: bool, neg: bool, r, n) -> bool:
+    """Restates P3109 RoundAway from the position of a in [lo, hi) (floats, or Fractions)."""
+    if a == lo or mode == Rounding.TOWARD_ZERO:
+        return False
+    if mode in (Rounding.UP, Rounding.DOWN):
+        return neg == (mode == Rounding.DOWN)
+    if mode == Rounding.TO_ODD:
+        return not lo_odd
+    if mode == Rounding.STOCHASTIC:
+        nu = (Fraction(a) - Fraction(lo)) / (Fraction(hi) - Fraction(lo))
+        return math.floor(nu * 2**n) + r >= 2**n
+    mid = (Fraction(lo) + Fraction(hi)) / 2 if isinstance(lo, Fraction) else (lo + hi) / 2
+    return a > mid or (a == mid and (lo_odd or mode == Rounding.NEAREST_AWAY))
+
+
+def wide_neighbours(a: Fraction, fmt: FloatFormat):
+    """Integer-significand neighbours for IEEE formats wider than 16 bits."""
+    emin = 1 - fmt.bias
+    m, e = fmt.mantissa_bits, math.frexp(float(a))[1] - 1
+    if Fraction(2) ** e > a:  # float(a) rounded up into the next binade
+        e -= 1
+    unit = Fraction(2) ** (max(e, emin) - m)
+    s = math.floor(a / unit)
+    return s * unit, (s + 1) * unit, s % 2 == 1
+
+
+def oracle(x: float, fmt, mode, r=None, n=62) -> float:
+    """The documented result of rounding x (a float) to fmt, as a float64."""
+    if math.isnan(x):
+        return math.nan
+    if isinstance(fmt, BinaryFormat):
+        if mode == Rounding.NEAREST_EVEN:
+            return 1.0 if x >= 0 else -1.0
+        p = min(max((Fraction(x) + 1) / 2, Fraction(0)), Fraction(1)) if math.isfinite(x) else \
+            Fraction(int(x > 0))
+        return 1.0 if r < p * 2 ** n else -1.0
+    neg = math.copysign(1.0, x) < 0
+    if isinstance(fmt, IntFormat):
+        return int_oracle(x, fmt, mode, neg, r, n)
+    over = math.isinf(x)
+    toward_zero = mode == Rounding.TOWARD_ZERO or mode == (Rounding.DOWN if not neg else Rounding.UP)
+    if not over:
+        a = abs(Fraction(x))
+        mag = float_magnitude(a, fmt, mode, neg, r, n)
+        if mag is None:
+            return math.nan
+        over = mag > fmt.max
+    if over:
+        policy = fmt.overflow
+        if policy == Overflow.SATURATE or (not math.isinf(x) and (
+                policy == Overflow.SATURATE_KEEP_INF or toward_zero)):
+            mag = fmt.max
+        elif policy == Overflow.NAN:
+            return math.nan
+        else:
+            mag = math.inf
+    return signed_result(float(mag), neg, fmt)
+
+
+def float_magnitude(a: Fraction, fmt: FloatFormat, mode, neg, r, n):
+    """|result| before overflow and sign rules; None for NaN (zero in a format without zero)."""
+    if fmt.bits > 16:
+        if a == 0:
+            return Fraction(0)
+        lo, hi, odd = wide_neighbours(a, fmt)
+        return hi if away(mode, a, lo, hi, odd, neg, r, n) else lo
+    t, a = _table(fmt), float(a)  # a is a float input: exact
+    if a == 0 and not fmt.zero:
+        return None if fmt.has_nan else Fraction(t.mags[0])
+    if a < t.mags[0]:
+        return Fraction(t.mags[0])
+    if a >= t.beyond:
+        return Fraction(t.beyond)
+    i = bisect.bisect_right(t.mags, a) - 1
+    lo, hi = t.mags[i], (t.mags[i + 1] if i + 1 < len(t.mags) else t.beyond)
+    return Fraction(hi if away(mode, a, lo, hi, t.odd[i], neg, r, n) else lo)
+
+
+def signed_result(mag: float, neg: bool, fmt: FloatFormat) -> float:
+    if mag == 0:
+        return -0.0 if (neg and fmt.negative_zero) else 0.0
+    if neg and not fmt.signed:  # negative result in an unsigned format
+        floor = 0.0 if fmt.zero else float(fmt.min_normal)
+        return floor if (fmt.overflow == Overflow.SATURATE or not fmt.has_nan) else math.nan
+    return -mag if neg else mag
+
+
+def int_oracle(x: float, fmt: IntFormat, mode, neg, r, n) -> float:
+    if math.isinf(x):
+        return math.nan if fmt.overflow == IntOverflow.WRAP else float(fmt.max if x > 0 else fmt.min)
+    a = abs(Fraction(x)) / fmt.step
+    lo = math.floor(a)
+    q = lo + away(mode, a, Fraction(lo), Fraction(lo + 1), lo % 2 == 1, neg, r, n)
+    q = -q if neg else q
+    if fmt.overflow == IntOverflow.WRAP:
+        q = (q - fmt.qmin) % (1 << fmt.bits) + fmt.qmin
+    q = min(max(q, fmt.qmin), fmt.qmax)
+    return float(q * fmt.step)
+
+
+_TABLES: dict = {}
+
+
+def _table(fmt) -> Table:
+    if fmt not in _TABLES:
+        _TABLES[fmt] = Table(fmt)
+    return _TABLES[fmt]
+
+
+# ------------------------------------------------------------------------------------- inputs
+def inputs(fmt, count: int = 300) -> np.ndarray:
+    """Values, midpoints, quarter points and the floats beside them, specials, past overflow."""
+    rng = np.random.default_rng(zlib.crc32(fmt.name.encode()))
+    if fmt.bits > 8:
+        count = min(count, 100)
+    if fmt.bits <= 16:
+        mags = np.array(_table(fmt).mags) if isinstance(fmt, FloatFormat) else fmt.values()
+        vals = np.unique(np.concatenate([mags, -mags]))
+    else:
+        vals = np.sort(rng.standard_normal(count) * 2.0 ** rng.integers(-30, 30, count))
+        vals = np.concatenate([vals, [float(fmt.max), float(fmt.min_positive)]])
+    if vals.size > count:
+        vals = np.sort(rng.choice(vals, count, replace=False))
+    mids = (vals[:-1] + vals[1:]) / 2
+    quarter = vals[:-1] + (vals[1:] - vals[:-1]) / 4
+    near = np.concatenate([np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf)])
+    top = float(fmt.max)
+    edges = [0.0, -0.0, np.inf, -np.inf, np.nan, top * 1.0625, top * 1.5, top * 4, 1e300, 1e-300,
+             float(fmt.min_positive) / 2, float(fmt.min_positive) * 0.75]
+    x = np.concatenate([vals, mids, quarter, near, edges, -np.array(edges[5:])])
+    return x
+
+
+def _oracle_array(x, fmt, mode, rs=None, n=62):
+    return np.array([oracle(float(v), fmt, mode, None if rs is None else int(rs[i]), n)
+                     for i, v in enumerate(x)])
+
+
+def _check(actual, expected, x, label):
+    bad = mismatches(actual, expected)
+    if bad.size:
+        i = bad[:6]
+        pytest.fail(f"{label}: {bad.size}/{x.size} differ; x={x.reshape(-1)[i].tolist()} got="
+                    f"{np.asarray(actual, np.float64).reshape(-1)[i].tolist()} expected="
+                    f"{np.asarray(expected).reshape(-1)[i].tolist()}")
+
+
+def _modes(fmt):
+    return [Rounding.NEAREST_EVEN] if isinstance(fmt, BinaryFormat) else MODES
+
+
+@pytest.mark.parametrize("fmt", ALL, ids=lambda f: f.name)
+def test_kernels_and_reference_match_oracle(fmt):
+    x64 = inputs(fmt)
+    with np.errstate(over="ignore"):
+        x32 = x64.astype(np.float32)
+    for mode in _modes(fmt):
+        want64 = _oracle_array(x64, fmt, mode)
+        _check(lowbit.quantize(x64, fmt, mode), want64, x64, f"quantize float64 {mode.name}")
+        want32 = _oracle_array(x32, fmt, mode)
+        _check(lowbit.quantize(x32, fmt, mode), want32, x32, f"quantize float32 {mode.name}")
+        got_ref = [float(round_exact(float(v), fmt, mode)) for v in x64]
+        _check(np.array(got_ref), want64, x64, f"reference {mode.name}")
+
+
+@pytest.mark.parametrize("nbits", [1, 8, 62])
+@pytest.mark.parametrize("fmt", ALL, ids=lambda f: f.name)
+def test_stochastic_matches_oracle(fmt, nbits):
+    """StochasticA with R = the top ``nbits`` bits of ``lowbit.random_bits(seed, offset + i)``."""
+    x = inputs(fmt, count=60)
+    offset = 11
+    if isinstance(fmt, BinaryFormat):
+        nbits = 53  # the binary format draws 53-bit uniforms (hard-sigmoid probability)
+    rs = lowbit.random_bits(SEED, np.arange(offset, offset + x.size)) >> np.uint64(64 - nbits)
+    want = _oracle_array(x, fmt, Rounding.STOCHASTIC, rs, nbits)
+    got = lowbit.quantize(x, fmt, Rounding.STOCHASTIC, seed=SEED, random_bits=min(nbits, 62),
+                          offset=offset)
+    _check(got, want, x, f"quantize stochastic random_bits={nbits}")
+    ref = [float(round_exact(float(v), fmt, Rounding.STOCHASTIC, int(rs[i]), nbits))
+           for i, v in enumerate(x)]
+    _check(np.array(ref), want, x, f"reference stochastic random_bits={nbits}")
+
+
+def test_oracle_restates_spec_vectors():
+    """The oracle itself against the spec's test vectors (section 9.1), so that it cannot drift."""
+    e4m3, e8m0 = FORMATS["e4m3fn"], FORMATS["e8m0fnu"]
+    rne = Rounding.NEAREST_EVEN
+    assert oracle(464.0, e4m3, rne) == 448.0 and math.isnan(oracle(465.0, e4m3, rne))
+    assert oracle(2.0**-10, e4m3, rne) == 0.0 and oracle(1.5 * 2**-10, e4m3, rne) == 2.0**-9
+    assert oracle(1.1875, e4m3, rne) == 1.25 and oracle(0.1, e4m3, rne) == 0.1015625
+    assert oracle(61440.0, FORMATS["e5m2"], rne) == math.inf
+    assert oracle(61439.0, FORMATS["e5m2"], rne) == 57344.0
+    assert [oracle(v, e8m0, rne) for v in (1.5, 3.0, 2.9, 1.4142)] == [2.0, 4.0, 2.0, 1.0]
+    assert math.isnan(oracle(0.0, e8m0, rne)) and math.isnan(oracle(-1.0, e8m0, rne))
+    e2m1 = FORMATS["e2m1fn"]
+    got = [oracle(v, e2m1, rne) for v in (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 7.0, math.inf)]
+    assert got == [0.0, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 6.0, 6.0]
+    r4 = FORMATS["fp4_r4"]
+    assert oracle(0.625, r4, rne) == 1.0 and oracle(0.625, r4, Rounding.TOWARD_ZERO) == 0.25
+    assert oracle(2.5, r4, rne) == 1.0 and oracle(100.0, r4, Rounding.UP) == 1.0  # saturates
+    odd = FORMATS["fp4_r4_odd"]
+    assert oracle(5.0, odd, rne) == 2.0 and oracle(1.25, odd, rne) == 2.0
+    assert oracle(1.25, odd, Rounding.TOWARD_ZERO) == 0.5
+
+
+def test_signed_format_without_zero_keeps_the_sign():
+    """A signed format with no zero: tiny negative inputs go to -min (sign-symmetric)."""
+    fmt = CUSTOM[2]
+    got = lowbit.quantize(np.array([1e-9, -1e-9, -0.1]), fmt).tolist()
+    assert got == [0.125, -0.125, -0.125]
+
+
+def test_unsigned_radix4_saturates_negatives_to_zero():
+    """Unsigned format with SATURATE: negative results become 0 (radix-4 table kernel too)."""
+    for fmt in (CUSTOM[4], CUSTOM[11]):
+        got = lowbit.quantize(np.array([-1.0, -1e-9, -100.0]), fmt).tolist()
+        assert got == [0.0, 0.0, 0.0], fmt.name
