@@ -63,6 +63,14 @@ def test_spec_92_mx_blocks(block, name, scale_code, scale, elements, dequant, dt
     np.testing.assert_array_equal(lowbit.decode(codes, fmt), q)
 
 
+def test_spec_92_mxint8_microxcaling_ties_away():
+    """Section 9.2, last row: microxcaling's default rounding (ties away) keeps 0.5/64 -> 1/64."""
+    codes = lowbit.encode(np.array(BLOCK_D), "mxint8", "nearest_away")
+    assert codes.scales.tolist() == [0x7F]
+    assert lowbit.decode(codes.codes[:4], FORMATS["mxint8"].element).tolist() == [
+        1, 0.015625, 0.015625, -0.5]
+
+
 def test_spec_92_mxint8_is_round_64v_over_x():
     """MXINT8 = round_half_even(64 V / X) / 64, clamped to +-127/64 (section 9.2 heading)."""
     x = np.random.default_rng(3).standard_normal((64, 32)) * 10
@@ -349,3 +357,14 @@ def test_bad_block_codes():
         lowbit.decode(BlockCodes(nv.codes, nv.scales, None), "nvfp4")
     with pytest.raises(InvalidArgument, match="codes"):
         lowbit.decode(BlockCodes(codes.codes + 16, codes.scales, None), "mxfp4")
+
+
+@pytest.mark.parametrize("name", ["mxfp8_e4m3", "nvfp4"])
+def test_layout_and_byte_order_of_x_do_not_matter(name):
+    x = _random((4, 70), np.random.default_rng(12))
+    want = lowbit.quantize(x, name)
+    np.testing.assert_array_equal(lowbit.quantize(np.asfortranarray(x), name), want)
+    np.testing.assert_array_equal(lowbit.quantize(np.repeat(x, 2, axis=1)[:, ::2], name), want)
+    big_endian = lowbit.quantize(x.astype(">f8"), name)
+    assert big_endian.dtype == np.float64
+    np.testing.assert_array_equal(big_endian, want)

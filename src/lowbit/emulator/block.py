@@ -78,7 +78,7 @@ def quantize_block(arr: np.ndarray, fmt: BlockFormat, mode: Rounding, *, seed=No
         >>> lowbit.quantize(np.array([7, 0.3, -2.5, 0.74]), "mxfp4").tolist()
         [6.0, 0.5, -2.0, 0.5]
     """
-    dtype = np.dtype(np.float64 if arr.dtype == np.float64 else np.float32)
+    dtype = np.dtype(np.float64 if arr.dtype.type is np.float64 else np.float32)
     result = A.check_out(out, arr.shape, dtype)
     q, scale, blocks = _quantize_elements(arr, fmt, mode, seed, random_bits, encode=False,
                                           out=result)
@@ -190,8 +190,8 @@ def _quantize_elements(arr, fmt, mode, seed, random_bits, *, encode, out=None):
     """
     from .quantize import encode as encode_fn, quantize
     axis = _check_axis(fmt, arr.ndim, "x")
-    narrow = arr.dtype != np.float64 or fmt.rule == ScaleRule.NVFP4
-    work = arr.astype(_F32, copy=False) if narrow else arr
+    narrow = arr.dtype.type is not np.float64 or fmt.rule == ScaleRule.NVFP4
+    work = arr.astype(_F32, copy=False) if narrow else arr.astype(np.float64, copy=False)
     blocks = _block(work, fmt.block_size, axis)
     if fmt.rule == ScaleRule.NVFP4:
         amax = _block_amax(blocks.data)
