@@ -368,3 +368,13 @@ def test_layout_and_byte_order_of_x_do_not_matter(name):
     big_endian = lowbit.quantize(x.astype(">f8"), name)
     assert big_endian.dtype == np.float64
     np.testing.assert_array_equal(big_endian, want)
+
+
+# ------------------------------------------- found while writing this file (element path) ----
+
+def test_element_quantize_accepts_non_native_byte_order():
+    """lowbit.quantize on a big-endian float array (which as_float_array lets through) reaches
+    numba with dtype >f8 and fails in type inference; block formats convert it first."""
+    x = np.array([1.0625, 300.0, 1e-3])
+    np.testing.assert_array_equal(lowbit.quantize(x.astype(">f8"), "e4m3fn"),
+                                  lowbit.quantize(x, "e4m3fn"))
