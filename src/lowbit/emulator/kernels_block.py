@@ -67,7 +67,7 @@ def mx_prescale(data, out, exps, rule, emax, g, big_g, lo, hi, nan_fill):
         if e > hi:
             for j in range(data.shape[1]):
                 out[b, j] = nan_fill
-        else:  # float64 product: exact, so storing it rounds once, as a float32 product would
+        else:  # float64 product, exact unless it underflows: storing it rounds once
             f = math.ldexp(1.0, -e)
             for j in range(data.shape[1]):
                 out[b, j] = np.float64(data[b, j]) * f
