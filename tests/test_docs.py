@@ -71,6 +71,13 @@ def test_docs_links_resolve():
             assert (base / target).exists(), f"{rel} links to missing {target}"
 
 
+def test_index_links_every_doc():
+    index = read("docs/index.md")
+    missing = [p.name for p in sorted((ROOT / "docs").glob("*.md"))
+               if p.name != "index.md" and f"]({p.name})" not in index]
+    assert not missing, f"docs/index.md does not link {missing}"
+
+
 def test_performance_md_has_the_quantisers_section():
     text = read("docs/performance.md")
     assert "\n## Quantisers\n" in text
