@@ -19,9 +19,11 @@ def as_float_array(x: object, argument: str = "x") -> np.ndarray:
     except Exception as e:  # ragged lists and the like
         raise InvalidArgument(f"{argument}: cannot be read as a numeric array ({e})") from e
     if arr.dtype.type in _FLOAT_KINDS:
-        return arr
+        return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype.kind in "biu":
         return arr.astype(np.float64)
+    if arr.dtype.kind == "f":  # longdouble and other float widths the kernels do not take
+        raise InvalidArgument(f"{argument}: dtype {arr.dtype}; allowed: float16, float32, float64")
     raise InvalidArgument(f"{argument}: dtype {arr.dtype} is not numeric; allowed: float16, "
                           "float32, float64 (integers and bools are converted to float64)")
 

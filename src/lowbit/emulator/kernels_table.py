@@ -1,9 +1,10 @@
-"""Numba kernels for formats given by a sorted table of magnitudes (radix-4 FP4 and any format of
+"""Numba kernel for formats given by a sorted table of magnitudes (radix-4 FP4 and any format of
 at most 16 bits whose grid is not a plain radix-2 one).
 
 The table holds every finite magnitude once, ascending, with its code, followed by one sentinel:
 the next point of the unbounded grid above ``max`` (code -1), so that rounding near the top
-decides overflow exactly as the radix-2 kernel does.
+decides overflow exactly as the radix-2 kernel does. ``p`` is the tuple
+``(signed, mantissa_bits, overflow, sign_mask, negative_zero, nan_code, inf_code)``.
 """
 
 from __future__ import annotations
@@ -11,113 +12,112 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._jit import CHUNK, jit_inline, jit_parallel
+from ._jit import jit_force_inline, jit_parallel
 from .kernels_float import (DOWN, NAN, NEAREST_AWAY, NEAREST_EVEN, SATURATE, SATURATE_KEEP_INF,
                             STOCHASTIC, TO_ODD, TOWARD_ZERO, U0, UP)
 from .rng import counter_bits
 
 
-@jit_inline
-def _lo_is_odd(lo_code, lo, mantissa_bits):
-    """Parity of the lower neighbour's integer significand: zero is even, a mantissa-less
-    normal value is the implicit 1 (odd), otherwise the code's last bit."""
-    if lo == 0.0:
-        return False
-    if mantissa_bits == 0:
-        return True
-    return (lo_code & 1) == 1
-
-
-@jit_inline
-def _away(a, lo, hi, lo_odd, mode, neg, rnd, nbits):
-    if a == lo:
-        return False
-    if mode == NEAREST_EVEN or mode == NEAREST_AWAY:
-        mid = 0.5 * (lo + hi)
-        if a != mid:
-            return a > mid
-        return mode == NEAREST_AWAY or lo_odd
-    if mode == TOWARD_ZERO:
-        return False
-    if mode == UP:
-        return not neg
-    if mode == DOWN:
-        return neg
-    if mode == TO_ODD:
-        return not lo_odd
-    nu = (a - lo) / (hi - lo)
-    top = np.uint64(np.floor(nu * 2.0 ** nbits))
-    return top + (rnd >> np.uint64(64 - nbits)) >= (np.uint64(1) << np.uint64(nbits))
-
-
-@jit_inline
+@jit_force_inline
 def table_round(x, mags, codes, p, mode, rnd, nbits):
-    """Returns (value, code) of x rounded onto the table; code -2 for NaN input."""
+    """Returns (value, code) of x rounded onto the table; code < 0 when the format has no code
+    for the result (-2 NaN, -3 infinity)."""
     if x != x:
         return x, np.int64(p[5] if p[5] >= 0 else -2)
-    neg = x < 0.0 or (x == 0.0 and np.signbit(x))
+    neg = np.signbit(x)
     a = abs(x)
-    top = mags.size - 2  # index of max; mags[-1] is the sentinel beyond it
-    maxval = mags[top]
-    if a == np.inf or a > maxval:
-        if a == np.inf:
-            over = True
-        else:
-            over = _away(a, maxval, mags[top + 1], _lo_is_odd(codes[top], maxval, p[1]),
-                         mode, neg, rnd, nbits)
-        if not over:
-            return _signed(maxval, codes[top], neg, p)
-        tz = mode == TOWARD_ZERO or (mode == DOWN and not neg) or (mode == UP and neg)
-        if p[2] == NAN and not (tz and a != np.inf):
-            return np.nan, np.int64(p[5] if p[5] >= 0 else -2)
-        if p[2] == SATURATE or p[2] == SATURATE_KEEP_INF or tz:
-            return _signed(maxval, codes[top], neg, p)
-        inf_code = np.int64(-3) if p[6] < 0 else np.int64(p[6] | (p[3] if neg else 0))
-        return (-np.inf if neg else np.inf), inf_code
-    j = np.searchsorted(mags[:top + 1], a, side="right") - 1  # mags[j] <= a < mags[j + 1]
+    top = mags.size - 2  # index of max; mags[top + 1] is the sentinel beyond it
+    # j: the largest index with mags[j] <= a (-1 if none); counted without branches, since
+    # random data mispredict a search (small tables: a linear count; large: a fixed-trip search)
+    if top < 64:
+        count = 0
+        for k in range(top + 2):
+            count += mags[k] <= a
+        base = count - 1
+    else:
+        base, n = 0, top + 2
+        while n > 1:
+            half = n >> 1
+            base += half * (mags[base + half] <= a)
+            n -= half
+        base = base if mags[base] <= a else -1
+    j = min(base, top)  # above max: decide between max and the sentinel beyond it
     if j < 0:  # below the smallest magnitude of a format without zero
-        return _signed(mags[0], codes[0], neg, p)
-    lo = mags[j]
-    if a == lo:
-        return _signed(lo, codes[j], neg, p)
-    if _away(a, lo, mags[j + 1], _lo_is_odd(codes[j], lo, p[1]), mode, neg, rnd, nbits):
+        j = 0
+        away = False
+        lo = mags[0]
+    else:
+        lo = mags[j]
+        hi = mags[j + 1]
+        # parity of lo's integer significand: zero even, a mantissa-less normal value odd.
+        # Bitwise & and | rather than `and`/`or`: short-circuits are branches, and random
+        # data mispredict them.
+        lo_odd = (lo != 0.0) & ((p[1] == 0) | ((codes[j] & 1) == 1))
+        inexact = (a != lo) & (a != np.inf)
+        if mode == NEAREST_EVEN or mode == NEAREST_AWAY:
+            mid_v = 0.5 * (lo + hi)
+            tie_away = (mode == NEAREST_AWAY) | lo_odd
+            away = inexact & ((a > mid_v) | ((a == mid_v) & tie_away))
+        elif mode == UP:
+            away = inexact & (not neg)
+        elif mode == DOWN:
+            away = inexact & neg
+        elif mode == TO_ODD:
+            away = inexact & (not lo_odd)
+        elif mode == STOCHASTIC:
+            nu = (a - lo) / (hi - lo)
+            t = np.uint64(np.floor(nu * 2.0 ** nbits))
+            away = inexact & (t + (rnd >> np.uint64(64 - nbits))
+                              >= (np.uint64(1) << np.uint64(nbits)))
+        else:
+            away = False
+        away = away | (a == np.inf) | (a >= hi)  # at or past the sentinel: overflow, as radix 2
+    if away and j == top:  # overflow
+        tz = mode == TOWARD_ZERO or (mode == DOWN and not neg) or (mode == UP and neg)
+        finite_in = a != np.inf
+        if p[2] == SATURATE or (finite_in and (p[2] == SATURATE_KEEP_INF or tz)):
+            away = False
+        elif p[2] == NAN:
+            return np.nan, np.int64(p[5] if p[5] >= 0 else -2)
+        else:
+            inf_code = np.int64(-3) if p[6] < 0 else np.int64(p[6] | (p[3] if neg else 0))
+            return (-np.inf if neg else np.inf), inf_code
+    if away:
         j += 1
-    return _signed(mags[j], codes[j], neg, p)
-
-
-@jit_inline
-def _signed(mag, code, neg, p):
-    """p = (signed, mantissa_bits, overflow, sign_mask, negative_zero, nan_code, inf_code)."""
+    mag = mags[j]
+    code = np.int64(codes[j])
     if not neg:
-        return mag, np.int64(code)
-    if p[0] == 0:
+        return mag, code
+    if p[0] == 0:  # unsigned: a negative result has no code
         if mag == 0.0:
-            return 0.0, np.int64(code)
-        return np.nan, np.int64(-2)
+            return 0.0, code
+        return np.nan, np.int64(p[5] if p[5] >= 0 else -2)
     if mag == 0.0 and p[4] == 0:
-        return 0.0, np.int64(code)
+        return 0.0, code
     return -mag, np.int64(code | p[3])
 
 
 @jit_parallel
-def quantize_table(x, out, codes_out, mags, codes, p, mode, key, offset, nbits, want_codes):
-    """Round ``x`` onto the table; write values to ``out`` or codes to ``codes_out``.
-    Returns the number of results with no code (NaN or inf in a format without them)."""
-    n = x.size
-    nchunks = (n + CHUNK - 1) // CHUNK
+def quantize_table(x, out, mags, codes, p, mode, key, offset, nbits):
+    """Values of ``x`` rounded onto the table."""
+    for i in prange(x.size):
+        rnd = U0
+        if mode == STOCHASTIC:
+            rnd = counter_bits(key, np.uint64(offset + i))
+        out[i] = table_round(np.float64(x[i]), mags, codes, p, mode, rnd, nbits)[0]
+
+
+@jit_parallel
+def encode_table(x, codes_out, mags, codes, p, mode, key, offset, nbits):
+    """Codes of ``x`` rounded onto the table; returns the count of results with no code."""
     bad = 0
-    for c in prange(nchunks):
-        start = c * CHUNK
-        for i in range(start, min(n, start + CHUNK)):
-            rnd = U0
-            if mode == STOCHASTIC:
-                rnd = counter_bits(key, np.uint64(offset + i))
-            v, code = table_round(np.float64(x[i]), mags, codes, p, mode, rnd, nbits)
-            if want_codes:
-                if code < 0:
-                    bad += 1
-                    code = 0
-                codes_out[i] = code
-            else:
-                out[i] = v
+    for i in prange(x.size):
+        rnd = U0
+        if mode == STOCHASTIC:
+            rnd = counter_bits(key, np.uint64(offset + i))
+        code = table_round(np.float64(x[i]), mags, codes, p, mode, rnd, nbits)[1]
+        if code < 0:
+            bad += 1
+            code = 0
+        codes_out[i] = code
     return bad

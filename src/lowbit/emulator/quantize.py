@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..formats import (BinaryFormat, BlockFormat, FloatFormat, Format, IntFormat, InvalidArgument,
-                       Overflow, Rounding, get_format)
+                       Overflow, Rounding, Specials, get_format)
 from . import arguments as A
 from .rng import seed_key
 
@@ -54,6 +54,7 @@ def quantize(x, fmt: Format | str, rounding: Rounding | str = Rounding.NEAREST_E
     mode = A.check_rounding(rounding)
     if isinstance(fmt, BlockFormat):
         from .block import quantize_block
+        _check_block_extras(fmt, overflow, offset)
         return quantize_block(arr, fmt, mode, seed=seed, random_bits=random_bits, out=out)
     job = _Job(arr, fmt, mode, seed, random_bits, overflow, offset)
     result = A.check_out(out, arr.shape, A.output_dtype(arr, job.fmt))
@@ -79,6 +80,7 @@ def encode(x, fmt: Format | str, rounding: Rounding | str = Rounding.NEAREST_EVE
     mode = A.check_rounding(rounding)
     if isinstance(fmt, BlockFormat):
         from .block import encode_block
+        _check_block_extras(fmt, overflow, offset)
         return encode_block(arr, fmt, mode, seed=seed, random_bits=random_bits)
     job = _Job(arr, fmt, mode, seed, random_bits, overflow, offset)
     codes = np.empty(arr.shape, dtype=code_dtype(job.fmt))
@@ -118,6 +120,16 @@ def decode(codes, fmt: Format | str):
     return out.reshape(arr.shape)
 
 
+def _check_block_extras(fmt: BlockFormat, overflow, offset) -> None:
+    """Block formats fix their element overflow (saturate) and key random bits by flat index."""
+    if overflow is not None:
+        raise InvalidArgument(f"overflow={overflow!r}: block format {fmt.name} always saturates "
+                              "its elements (OCP MX, NVFP4); leave overflow=None")
+    if offset != 0:
+        raise InvalidArgument(f"offset={offset!r}: block format {fmt.name} keys random bits by "
+                              "the flat element index; leave offset=0")
+
+
 def code_dtype(fmt: Format) -> np.dtype:
     bits = fmt.bits
     for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
@@ -154,16 +166,30 @@ class _Job:
         codes = codes if codes is not None else np.empty(0, np.uint8)
         common = (int(self.mode), self.key, self.offset, self.nbits)
         if isinstance(fmt, BinaryFormat):
-            from .kernels_int import quantize_binary
-            return quantize_binary(self.x, values, codes, self.mode == Rounding.STOCHASTIC,
-                                   self.key, self.offset, want_codes)
+            from . import kernels_int as K
+            stochastic = self.mode == Rounding.STOCHASTIC
+            if want_codes:
+                return K.encode_binary(self.x, codes, stochastic, self.key, self.offset)
+            return K.quantize_binary(self.x, values, stochastic, self.key, self.offset)
         if isinstance(fmt, IntFormat):
-            from .kernels_int import quantize_int
-            return quantize_int(self.x, values, codes, fmt.kernel_params, *common, want_codes)
+            from . import kernels_int as K
+            if want_codes:
+                return K.encode_int(self.x, codes, fmt.kernel_params, *common)
+            return K.quantize_int(self.x, values, fmt.kernel_params, *common)
         if fmt.radix != 2:
-            from .kernels_table import quantize_table
             mags, mcodes, p = _table(fmt)
-            return quantize_table(self.x, values, codes, mags, mcodes, p, *common, want_codes)
+            if _closed_form_radix4(fmt):
+                from . import kernels_radix as K
+                kmin = 1 - fmt.bias
+                kmax = int(round((np.log2(float(fmt.max)) - fmt.exponent_shift) / 2))
+                grid = (fmt.exponent_shift, kmin, kmax, p)
+                if want_codes:
+                    return K.encode_radix4(self.x, codes, *grid, *common)
+                return K.quantize_radix4(self.x, values, *grid, *common)
+            from . import kernels_table as T
+            if want_codes:
+                return T.encode_table(self.x, codes, mags, mcodes, p, *common)
+            return T.quantize_table(self.x, values, mags, mcodes, p, *common)
         maxval, minval = float(fmt.max), float(fmt.min_normal)
         if want_codes:
             from .kernels_float import encode_float
@@ -207,6 +233,12 @@ def _f32_params(fmt: FloatFormat, mode: Rounding) -> tuple:
     inf_bits = {Overflow.SATURATE: max_bits, Overflow.NAN: _F32_NAN}.get(policy, _F32_INF)
     return (fmt.mantissa_bits, emin, int(fmt.subnormals), max_bits, over_pos, over_neg, inf_bits,
             _f32_bits(fmt.min_positive), int(fmt.negative_zero))
+
+
+def _closed_form_radix4(fmt: FloatFormat) -> bool:
+    """Mantissa-less radix-4 formats with a zero and no flushing quirks: the closed-form kernel."""
+    return (fmt.radix == 4 and fmt.mantissa_bits == 0 and fmt.zero
+            and fmt.specials in (Specials.NONE, Specials.FN))
 
 
 @lru_cache(maxsize=None)
