@@ -1,7 +1,7 @@
 """Public testing helpers: hypothesis strategies over formats, values and codes, and exact oracles.
 
 ``lowbit.testing.oracles`` needs nothing beyond lowbit; ``lowbit.testing.strategies`` needs
-``hypothesis`` (the ``test`` extra). Importing this package imports both.
+``hypothesis`` (the ``test`` extra) and is imported on first use.
 
 Example:
     >>> from lowbit.testing import oracles, strategies
@@ -11,6 +11,13 @@ Example:
 
 from __future__ import annotations
 
-from . import oracles, strategies
+from . import oracles
 
 __all__ = ["oracles", "strategies"]
+
+
+def __getattr__(name: str):
+    if name == "strategies":
+        from . import strategies
+        return strategies
+    raise AttributeError(f"module 'lowbit.testing' has no attribute {name!r}")
