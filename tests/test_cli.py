@@ -96,6 +96,13 @@ def test_demo_is_deterministic_and_stochastic_seeded(capsys):
     assert "seed 3" in a
 
 
+def test_demo_mode_a_format_lacks_is_reported_on_its_line(capsys):
+    code, out, _ = run(capsys, "demo", "--formats", "e4m3fn", "binary", "--rounding", "up")
+    assert code == 0
+    assert row(out, "binary")[1:3] == ["not", "available:"]
+    assert float(row(out, "e4m3fn")[2]) > 0
+
+
 def test_demo_unknown_format_is_a_usage_error(capsys):
     code, _, err = run(capsys, "demo", "--formats", "e4m3")
     assert code == 2

@@ -21,7 +21,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .formats import FORMATS, BlockFormat, Format, Rounding, get_format
+from .formats import FORMATS, BlockFormat, Format, InvalidArgument, Rounding, get_format
 
 __all__ = ["Measurement", "measure", "add_arguments", "main"]
 
@@ -120,7 +120,8 @@ def run(names, rounding: Rounding, seed: int | None, stream: TextIO) -> int:
     for name in names:
         try:
             print(_line(measure(x, name, rounding, seed)), file=stream)
-        except (ImportError, NotImplementedError) as e:  # block kernels not in this build
+        except (ImportError, NotImplementedError, InvalidArgument) as e:
+            # a format without this rounding mode, or block kernels missing from this build
             print(f"{name:<17}  not available: {e}", file=stream)
     print(f"\n{len(names)} formats in {time.perf_counter() - start:.1f} s "
           "(the first run also compiles the numba kernels).", file=stream)
