@@ -148,3 +148,30 @@ def quantize_f32_reference(x, out, m, emin, sub, max_bits, over_pos, over_neg, i
         rnd = counter_bits(key, np.uint64(offset + i))
         out[i] = round_bits(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
                             minpos_bits, negzero, mode, rnd, nbits)
+
+
+@jit_parallel
+def codes_from_f32(v, codes, m, emin, bits, nan_code, inf_code, negzero):
+    """Codes of float32 values already on the format's grid (the output of ``quantize_f32``).
+    Returns how many were NaN in a format with no NaN code (``nan_code < 0``)."""
+    sign_bit = np.int64(1) << (bits - 1)
+    bad = 0
+    for i in prange(v.size):
+        b = np.int64(f32_bits(v[i]))
+        neg = (b >> 31) != 0
+        a = b & 0x7FFFFFFF
+        e = a >> 23
+        ex = max(e, 1) - 127
+        sig = (a & 0x7FFFFF) | (0x800000 if e > 0 else 0)
+        normal = ((ex - emin + 1) << m) | ((a & 0x7FFFFF) >> (23 - m))
+        sub = sig >> min(23 - m + emin - ex, 63)
+        mag = normal if (e > 0) & (ex >= emin) else sub
+        s = sign_bit if (neg & ((a != 0) | (negzero == 1))) else 0
+        code = mag | s
+        if a == 0x7F800000:
+            code = inf_code | s
+        if a > 0x7F800000:
+            bad += nan_code < 0
+            code = max(nan_code, 0) | (sign_bit if (neg & (negzero == 1)) else 0)
+        codes[i] = code
+    return bad

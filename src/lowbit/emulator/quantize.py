@@ -191,6 +191,13 @@ class _Job:
                 return T.encode_table(self.x, codes, mags, mcodes, p, *common)
             return T.quantize_table(self.x, values, mags, mcodes, p, *common)
         maxval, minval = float(fmt.max), float(fmt.min_normal)
+        if want_codes and self.x.dtype == np.float32 and _fast_f32(fmt):
+            from .kernels_f32 import codes_from_f32, quantize_f32
+            v = np.empty(self.x.shape, np.float32)
+            quantize_f32(self.x, v, *_f32_params(fmt, self.mode), *common)
+            kp = fmt.kernel_params
+            return codes_from_f32(v, codes, kp.mantissa_bits, kp.emin, kp.bits, kp.nan_code,
+                                  kp.inf_code, kp.negative_zero)
         if want_codes:
             from .kernels_float import encode_float
             return encode_float(self.x, codes, fmt.kernel_params, maxval, minval, *common)
