@@ -28,9 +28,11 @@ __all__ = ["TensorCorePreset", "PRESETS", "ALIASES", "UnsupportedTensorCoreError
 RZ, RNE = Rounding.TOWARD_ZERO, Rounding.NEAREST_EVEN
 _SRC = "Khattak & Mikaitis, arXiv:2512.07004; MATLAB-tensor-core models/{} @b12b5a7"
 _FP8 = ("e4m3fn", "e5m2")
-FP8_FP16_OUTPUT = ("FP8 inputs with fp16 output (mma.sync ...f16.e4m3.e4m3.f16) are not reproduced "
-                   "by the published model (training_hw.md 4.4: 190 to 4997 mismatches per set); "
-                   "that path is unmodelled")
+_FP16_OUT = ("lowbit's reading, the fp32-output model with one RNE rounding to fp16 precision "
+             "(min(10, 23 + extra_bits) fraction bits), matched to the GPU data")
+FP8_FP16_OUTPUT = ("FP8 inputs with fp16 output were measured only through mma.sync (gpu "
+                   "'H100-mma.sync', 'B200-mma.sync', 'Ada'); this instruction path (WGMMA / "
+                   "tcgen05) is unmeasured and unmodelled")
 
 
 class UnsupportedTensorCoreError(ValueError):
@@ -73,13 +75,19 @@ def _family(base: TensorCorePreset, formats: tuple[str, ...]) -> list[TensorCore
     return [replace(base, input_format=f) for f in formats]
 
 
+def _half(base: TensorCorePreset) -> list[TensorCorePreset]:
+    """The fp16 preset and its bf16 variant (bf16 tensor cores accumulate in binary32 only)."""
+    return [base, replace(base, input_format="bf16", min_exponent_fp16=None,
+                          validated="binary32 output")]
+
+
 _V100 = TensorCorePreset(gpu="V100", input_format="fp16", terms=4, extra_bits=0,
                          min_exponent=-1024, min_exponent_fp16=-19,
-                         validated="binary32 and fp16 output (V100 fp16 data, K = 4)",
+                         validated="binary32 and fp16 output (K = 4)",
                          source=_SRC.format("V100TC.m") + "; Fasi et al., PeerJ CS 7:e330 (2021)")
 _A100 = TensorCorePreset(gpu="A100", input_format="fp16", terms=8, extra_bits=1,
                          min_exponent=-132, min_exponent_fp16=-20,
-                         validated="binary32 output; fp16 output for fp16 inputs",
+                         validated="binary32 and fp16 output",
                          source=_SRC.format("A100TC.m"))
 _A100_TF32 = replace(_A100, input_format="tf32", terms=4, min_exponent_fp16=None,
                      validated="binary32 output (K = 4)")
@@ -97,30 +105,34 @@ _B200_FP8 = replace(_B200_TF32, input_format="e4m3fn", terms=32,
                     validated="none: no GPU data for the native tcgen05 FP8 path",
                     source=_SRC.format("B200TC.m") + " (tcgen05, inherent FP8 cores)")
 _B200_MMA = replace(_B200_FP8, gpu="B200-mma.sync", pattern=Pattern.INTERLEAVED,
-                    validated="binary32 output (mma.sync.m16n8k32 data)",
+                    min_exponent_fp16=-21, validated="binary32 and fp16 output (mma.sync data)",
                     source="Khattak & Mikaitis, MATLAB-tensor-core models/tools/GEMM.m @109e412, "
-                    "inter_pattern = 1 (FP8 through the fp16 HMMA path)")
+                    "inter_pattern = 1 (FP8 through the fp16 HMMA path); fp16 output: " + _FP16_OUT)
+_H100_MMA = replace(_B200_MMA, gpu="H100-mma.sync",
+                    validated="fp16 output (mma.sync data); binary32 output unvalidated")
 _ADA = replace(_A100, gpu="Ada", source=_SRC.format("AdaTC.m") + "; L40STC.m")
 _ADA_TF32 = replace(_A100_TF32, gpu="Ada", source=_ADA.source)
 _ADA_FP8 = replace(_ADA_TF32, input_format="e4m3fn", terms=16, extra_bits=-10,
-                   validated="binary32 output")
+                   min_exponent_fp16=-20, validated="binary32 and fp16 output",
+                   source=_ADA.source + "; fp16 output: " + _FP16_OUT)
 
 PRESETS: dict[tuple[str, str], TensorCorePreset] = {
     (p.gpu, p.input_format): p for p in [
         _V100,
-        *_family(_A100, ("fp16", "bf16")), _A100_TF32,
-        *_family(_H100, ("fp16", "bf16")), _H100_TF32, *_family(_H100_FP8, _FP8),
-        *_family(_B200, ("fp16", "bf16")), _B200_TF32, *_family(_B200_FP8, _FP8),
-        *_family(_B200_MMA, _FP8),
-        *_family(_ADA, ("fp16", "bf16")), _ADA_TF32, *_family(_ADA_FP8, _FP8),
+        *_half(_A100), _A100_TF32,
+        *_half(_H100), _H100_TF32, *_family(_H100_FP8, _FP8),
+        *_half(_B200), _B200_TF32, *_family(_B200_FP8, _FP8),
+        *_family(_B200_MMA, _FP8), *_family(_H100_MMA, _FP8),
+        *_half(_ADA), _ADA_TF32, *_family(_ADA_FP8, _FP8),
     ]
 }
-"""Every (gpu, input format) with a published model. fp16 output exists for fp16 inputs only
-(bf16/tf32 tensor cores accumulate in binary32; FP8 -> fp16 is unmodelled)."""
+"""Every (gpu, input format) with a published model. bf16 and tf32 tensor cores accumulate in
+binary32 only; FP8 with fp16 output is modelled for the measured ``mma.sync`` paths only."""
 
 #: Chips that share a model (``training_hw.md`` 4.1 table).
-ALIASES = {"A2": "A100", "A30": "A100", "H200": "H100", "L40S": "Ada", "RTX-1000": "Ada",
-           "RTX PRO 6000": "B200"}
+ALIASES = {"A2": "A100", "A30": "A100", "H200": "H100", "H200-mma.sync": "H100-mma.sync",
+           "L40S": "Ada", "RTX-1000": "Ada", "RTX PRO 6000": "B200",
+           "RTX PRO 6000-mma.sync": "B200-mma.sync"}
 
 
 def supported() -> list[tuple[str, str, str]]:
@@ -128,7 +140,7 @@ def supported() -> list[tuple[str, str, str]]:
     rows = []
     for (gpu, fmt), p in PRESETS.items():
         rows.append((gpu, fmt, "binary32"))
-        if p.min_exponent_fp16 is not None and fmt not in _FP8:
+        if p.min_exponent_fp16 is not None:
             rows.append((gpu, fmt, "fp16"))
     return rows
 

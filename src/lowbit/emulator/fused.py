@@ -69,6 +69,7 @@ class Pattern(enum.IntEnum):
     INTERLEAVED = 1
 
 
+_PARALLEL_MACS = 1 << 20  #: smaller products run on the calling thread (no thread start-up)
 _ROUNDINGS = (Rounding.TOWARD_ZERO, Rounding.NEAREST_EVEN)
 _NO_MIN_EXP = -900  #: below any product exponent of binary32-range operands (>= -298)
 
@@ -182,8 +183,9 @@ class FusedAccumulation:
         bt = np.ascontiguousarray(b.T)
         vb, sb, eb, flags_b = self._split(bt, fb, 0, "b", transposed=True)
         out = np.empty(c.shape, dtype=np.float64)
-        over, flush, lost = K.gemm_fused(va, sa, ea, vb, sb, eb, a, bt, c, flags_a, flags_b,
-                                         self.kernel_params(), out)
+        kernel = K.gemm_fused if c.size * a.shape[1] >= _PARALLEL_MACS else K.gemm_fused_serial
+        over, flush, lost = kernel(va, sa, ea, vb, sb, eb, a, bt, c, flags_a, flags_b,
+                                   self.kernel_params(), out)
         if counters is not None:
             counters[0] += over
             counters[2] += flush

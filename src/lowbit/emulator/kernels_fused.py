@@ -79,7 +79,7 @@ def bit_length(s):
     return 64 - _ctlz(s)
 
 
-@jit_parallel
+@jit
 def decompose(x, emin, emax, mant, maxval, pre, subnormals, sig, exp, val, bad):
     """Split each row of ``x`` into ``sig`` (signed, shifted left by ``pre``) and ``exp``;
     ``val`` is ``x`` with flushed subnormals (``subnormals == 0``) and non-finite values zeroed.
@@ -88,7 +88,7 @@ def decompose(x, emin, emax, mant, maxval, pre, subnormals, sig, exp, val, bad):
     the format (-1 if none), and -2 for a row holding a NaN or an infinity.
     """
     rows, cols = x.shape
-    for r in prange(rows):
+    for r in range(rows):  # serial: O(MK) beside the O(MNK) gemm, and no thread start-up
         bad[r] = -1
         for k in range(cols):
             v = x[r, k]
@@ -157,26 +157,9 @@ def top_exponent(ea, eb, i, j, k0, k1, c, min_exp):
     return max(top, min_exp)
 
 
-@jit_sum
-def block_truncate(va, ea, vb, eb, i, j, k0, k1, c, prm):
-    """(exact aligned sum of one block as float64, lost, 0) under truncation: the model's
-    ``floor(floor(I 2^extra_bits) / 2^(E_max - E_i))`` is ``trunc(a b 2^(W - E_max))`` (nested
-    floors of power-of-two quotients compose); addends and sum are integers below 2^53."""
-    top = top_exponent(ea, eb, i, j, k0, k1, c, prm.min_exp)
-    scale = pow2(prm.width - top)
-    s = ftrunc(c * scale)
-    lost = 0
-    for k in range(k0, k1):
-        p = va[i, k] * vb[j, k]
-        x = ftrunc(p * scale)
-        lost += (p != 0.0) & (x == 0.0)
-        s += x
-    return s * pow2(top - prm.width), lost, 0
-
-
 @jit
 def block_general(sa, ea, sb, eb, i, j, k0, k1, c, prm):
-    """As :func:`block_truncate` for any alignment and a carry limit, in int64."""
+    """As :func:`block_pair` for one output, any alignment and a carry limit, in int64."""
     top = top_exponent(ea, eb, i, j, k0, k1, c, prm.min_exp)
     mode = prm.alignment
     frac = prm.width + (1 if mode == STICKY else 0)
@@ -253,8 +236,9 @@ def round_value(v, rne, prm):
 @jit
 def bfma(va, sa, ea, vb, sb, eb, i, j, k0, k1, c, prm):
     """One block FMA of row i of A and row j of B^T, rounded: (value, overflowed, flushed, lost)."""
-    if prm.alignment == TRUNCATE and prm.carry < 0:
-        v, lost, over = block_truncate(va, ea, vb, eb, i, j, k0, k1, c, prm)
+    if prm.alignment == TRUNCATE and prm.carry < 0:  # (the pair kernel, computing one output)
+        v, _, lost, _ = block_pair(va, ea, vb, eb, i, j, j, k0, k1, c, c, prm)
+        over = 0
     else:
         v, lost, over = block_general(sa, ea, sb, eb, i, j, k0, k1, c, prm)
     r, o, f = round_value(v, prm.rne, prm)
@@ -306,8 +290,10 @@ def dot(va, sa, ea, vb, sb, eb, i, j, c, prm):
 
 @jit_sum
 def block_pair(va, ea, vb, eb, i, j0, j1, k0, k1, c0, c1, prm):
-    """:func:`block_truncate` for outputs (i, j0) and (i, j1) at once: two independent chains
-    interleaved, so that the CPU overlaps their latencies. Returns (v0, v1, lost0, lost1)."""
+    """Exact aligned sums (float64) of one block under truncation for outputs (i, j0), (i, j1):
+    (v0, v1, lost0, lost1). The model's ``floor(floor(I 2^extra_bits) / 2^(E_max - E_i))`` is
+    ``trunc(a b 2^(W - E_max))`` (nested floors of power-of-two quotients compose); addends and
+    sums are integers below 2^53. Two chains interleave so that the CPU overlaps their latencies."""
     t0 = exponent_c(c0)
     t1 = exponent_c(c1)
     for k in range(k0, k1):
@@ -356,41 +342,55 @@ def dot_pair(va, ea, vb, eb, i, j0, j1, c0, c1, prm):
 
 @jit
 def one(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, i, j, prm):
-    """Output (i, j) alone: (value, overflows, flushes, lost)."""
+    """Output (i, j) alone (specials, general alignments): (value, overflows, flushes, lost)."""
     cij = c[i, j]
     if bad_a[i] == -2 or bad_b[j] == -2 or not math.isfinite(cij):
         return special(a, bt, i, j, cij), 0, 0, 0
     return dot(va, sa, ea, vb, sb, eb, i, j, cij, prm)
 
 
-@jit_parallel
-def gemm_fused(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, prm, out):
-    """out[i, j] = fused dot of row i of A with row j of B^T, from c[i, j]; returns event counts.
-
-    Work items are pairs of columns (j0, j0 + 1); each output is still its own chain of blocks.
-    """
-    m = sa.shape[0]
+@jit
+def work_item(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, prm, out, idx):
+    """Outputs (i, j0) and (i, j0 + 1) of work item ``idx``: (overflows, flushes, lost)."""
+    fast = prm.pattern == CONTIGUOUS and prm.alignment == TRUNCATE and prm.carry < 0
     n = sb.shape[0]
     h = (n + 1) // 2
-    fast = prm.pattern == CONTIGUOUS and prm.alignment == TRUNCATE and prm.carry < 0
-    over = 0
-    flush = 0
-    lost = 0
-    for idx in prange(m * h):
-        i = idx // h
-        j0 = 2 * (idx - i * h)
-        j1 = min(j0 + 1, n - 1)
-        plain = bad_a[i] != -2 and bad_b[j0] != -2 and bad_b[j1] != -2 and \
-            math.isfinite(c[i, j0]) and math.isfinite(c[i, j1])
-        if fast and plain:
-            v0, v1, o, f, s = dot_pair(va, ea, vb, eb, i, j0, j1, c[i, j0], c[i, j1], prm)
-        else:
-            v0, o, f, s = one(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, i, j0, prm)
-            v1, o1, f1, s1 = one(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, i, j1, prm)
-            if j1 != j0:
-                o, f, s = o + o1, f + f1, s + s1
-        out[i, j0] = v0
-        out[i, j1] = v1
+    i = idx // h
+    j0 = 2 * (idx - i * h)
+    j1 = min(j0 + 1, n - 1)
+    plain = bad_a[i] != -2 and bad_b[j0] != -2 and bad_b[j1] != -2 and \
+        math.isfinite(c[i, j0]) and math.isfinite(c[i, j1])
+    if fast and plain:
+        v0, v1, o, f, s = dot_pair(va, ea, vb, eb, i, j0, j1, c[i, j0], c[i, j1], prm)
+    else:
+        v0, o, f, s = one(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, i, j0, prm)
+        v1, o1, f1, s1 = one(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, i, j1, prm)
+        if j1 != j0:
+            o, f, s = o + o1, f + f1, s + s1
+    out[i, j0] = v0
+    out[i, j1] = v1
+    return o, f, s
+
+
+@jit_parallel
+def gemm_fused(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, prm, out):
+    """out[i, j] = fused dot of row i of A with row j of B^T from c[i, j]: work items are column
+    pairs, each output its own chain of blocks. Returns (overflows, flushes, lost)."""
+    over = flush = lost = 0
+    for idx in prange(sa.shape[0] * ((sb.shape[0] + 1) // 2)):
+        o, f, s = work_item(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, prm, out, idx)
+        over += o
+        flush += f
+        lost += s
+    return over, flush, lost
+
+
+@jit
+def gemm_fused_serial(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, prm, out):
+    """:func:`gemm_fused` on the calling thread (small problems: no thread start-up)."""
+    over = flush = lost = 0
+    for idx in range(sa.shape[0] * ((sb.shape[0] + 1) // 2)):
+        o, f, s = work_item(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, prm, out, idx)
         over += o
         flush += f
         lost += s
