@@ -104,9 +104,8 @@ def quantize_f32(x, out, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, m
                                minpos_bits, negzero)
     else:
         for i in prange(n):
-            rnd = counter_bits(key, np.uint64(offset + i))
             out[i] = round_sr(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
-                              minpos_bits, negzero, rnd, nbits)
+                              minpos_bits, negzero, key, np.uint64(offset + i), nbits)
     if mode == STOCHASTIC and nbits > 32:
         _stochastic_fixup(x, out, m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
                           minpos_bits, negzero, key, offset, nbits)

@@ -13,6 +13,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, TO_ODD, TOWARD_ZERO, UP
+from .rng import MUL1, MUL2, WEYL, WEYL_HI
 
 __all__ = ["ROUNDERS"]
 
@@ -81,17 +82,30 @@ def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
     return b.bitcast(out, ir.FloatType())
 
 
-def _stochastic_up(b: ir.IRBuilder, rem, d, rnd, nbits):
-    """P3109 StochasticA with n random bits, as ``(rem >> (d-k)) + (rnd >> (64-k)) >= 2^k`` with
-    ``k = min(n, d)``: the same decision as ``floor(rem / 2^d * 2^n) + R >= 2^n`` (when n > d the
-    low n - d random bits cannot carry). Computed in 32 bits, exact while ``k <= 32``; the
-    caller redoes the rare elements with ``d > 32`` and ``n > 32`` in 64 bits."""
+def _hash_hi(b: ir.IRBuilder, key, index):
+    """High word of the counter-based random bits (``rng.hash32(key, index, 0)``) in i32."""
+    i64 = ir.IntType(64)
+    lo = b.trunc(index, _I32)
+    hi = b.trunc(b.lshr(index, ir.Constant(i64, 32)), _I32)
+    z = b.add(b.add(b.trunc(key, _I32), b.mul(lo, _c(WEYL))), b.mul(hi, _c(WEYL_HI)))
+    z = b.xor(z, b.lshr(z, _c(16)))
+    z = b.mul(z, _c(MUL1))
+    z = b.xor(z, b.lshr(z, _c(15)))
+    z = b.mul(z, _c(MUL2))
+    return b.xor(z, b.lshr(z, _c(16)))
+
+
+def _stochastic_up(b: ir.IRBuilder, rem, d, hi, nbits):
+    """P3109 StochasticA with n random bits, as ``(rem >> (d-k)) + R_k >= 2^k`` with
+    ``k = min(n, d)`` and ``R_k`` the top k random bits: the same decision as
+    ``floor(rem / 2^d * 2^n) + R >= 2^n`` (when n > d the low n - d random bits cannot carry).
+    Exact while ``k <= 32`` (``hi`` is the high random word); the caller redoes the rare elements
+    with ``d > 32`` and ``n > 32`` in 64 bits."""
     k = b.select(b.icmp_signed("<", nbits, d), nbits, d)
     k = b.select(b.icmp_signed(">", k, _c(32)), _c(32), k)
     t = b.sub(d, k)
     far = b.icmp_signed(">=", t, _c(25))
     top = b.select(far, _c(0), b.lshr(rem, b.select(far, _c(0), t)))
-    hi = b.trunc(b.lshr(rnd, ir.Constant(ir.IntType(64), 32)), _I32)
     r = b.lshr(hi, b.sub(_c(32), k))  # the top k random bits
     mask_k = b.lshr(_c(0xFFFFFFFF), b.sub(_c(32), k))  # 2^k - 1 >= top
     return b.icmp_unsigned(">", r, b.sub(mask_k, top))  # top + r >= 2^k, without overflow
@@ -100,16 +114,17 @@ def _stochastic_up(b: ir.IRBuilder, rem, d, rnd, nbits):
 def _make_stochastic():
     @intrinsic
     def rounder(typingctx, x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
-                negzero, rnd, nbits):
-        if x != types.float32 or rnd != types.uint64:
+                negzero, key, index, nbits):
+        if x != types.float32 or key != types.uint64 or index != types.uint64:
             return None
         sig = types.float32(x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
-                            negzero, rnd, nbits)
+                            negzero, key, index, nbits)
 
         def codegen(context, builder, signature, args):
             ints = [builder.trunc(v, _I32) if v.type != _I32 else v for v in args[1:10]]
-            nb = builder.trunc(args[11], _I32) if args[11].type != _I32 else args[11]
-            return _emit(builder, STOCHASTIC, args[0], *ints, rnd=args[10], nbits=nb)
+            nb = builder.trunc(args[12], _I32) if args[12].type != _I32 else args[12]
+            hi = _hash_hi(builder, args[10], args[11])
+            return _emit(builder, STOCHASTIC, args[0], *ints, rnd=hi, nbits=nb)
 
         return sig, codegen
 
