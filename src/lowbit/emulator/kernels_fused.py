@@ -169,7 +169,7 @@ def block_general(sa, ea, sb, eb, i, j, k0, k1, c, prm):
         pr = sa[i, k] * sb[j, k]
         m = abs(pr) >> prm.post
         a = _align(m, top - (np.int64(ea[i, k]) + eb[j, k]), mode)
-        lost += (m != 0) & (a == 0)
+        lost += (pr != 0) & (a == 0)
         s += -a if pr < 0 else a
     if c != 0.0:
         ec = exponent_c(c)
@@ -236,6 +236,8 @@ def round_value(v, rne, prm):
 @jit
 def bfma(va, sa, ea, vb, sb, eb, i, j, k0, k1, c, prm):
     """One block FMA of row i of A and row j of B^T, rounded: (value, overflowed, flushed, lost)."""
+    if not math.isfinite(c):
+        return c, 0, 0, 0  # an overflowed accumulator stays infinite (products are finite)
     if prm.alignment == TRUNCATE and prm.carry < 0:  # (the pair kernel, computing one output)
         v, _, lost, _ = block_pair(va, ea, vb, eb, i, j, j, k0, k1, c, c, prm)
         over = 0
@@ -265,7 +267,8 @@ def special(a, b, i, j, c):
 def dot(va, sa, ea, vb, sb, eb, i, j, c, prm):
     """One output element: blocks chained in ascending K; (value, overflows, flushes, lost).
 
-    ``INTERLEAVED``: K is already reordered so that each block of 2 * terms is [half 1, half 2].
+    ``INTERLEAVED``: K is already reordered so that each block of 2 * terms is [half 1, half 2];
+    the final float64 addition rounds twice, innocuously since 53 >= 2p + 2.
     """
     kk = va.shape[1]
     t = prm.terms
@@ -278,7 +281,7 @@ def dot(va, sa, ea, vb, sb, eb, i, j, c, prm):
         else:
             d1, o1, f1, n1 = bfma(va, sa, ea, vb, sb, eb, i, j, k0, k0 + t, 0.0, prm)
             d2, o2, f2, n2 = bfma(va, sa, ea, vb, sb, eb, i, j, k0 + t, k0 + 2 * t, d1, prm)
-            acc, o3, f3 = round_value(d2 + acc, 1, prm)  # double rounding innocuous: 53 >= 2p+2
+            acc, o3, f3 = round_value(d2 + acc, 1, prm) if math.isfinite(d2) else (d2, 0, 0)
             o, f, n = o1 + o2 + o3, f1 + f2 + f3, n1 + n2
         over += o
         flush += f
@@ -330,6 +333,7 @@ def dot_pair(va, ea, vb, eb, i, j0, j1, c0, c1, prm):
     for k0 in range(0, kk, prm.terms):
         v0, v1, n0, n1 = block_pair(va, ea, vb, eb, i, j0, j1, k0, min(k0 + prm.terms, kk),
                                     a0, a1, prm)
+        n0, n1 = (n0 if math.isfinite(a0) else 0), (n1 if math.isfinite(a1) else 0)
         a0, o0, f0 = round_value(v0, prm.rne, prm) if math.isfinite(a0) else (a0, 0, 0)
         a1, o1, f1 = round_value(v1, prm.rne, prm) if math.isfinite(a1) else (a1, 0, 0)
         if j1 == j0:
