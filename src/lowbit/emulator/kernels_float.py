@@ -99,7 +99,7 @@ def quantize_one(x, p, maxval, minval, mode, rnd, nbits):
         else:
             mag = np.inf
     elif ebits == 0 and frac == U0 and p.zero == 0:
-        return np.nan if p.has_nan == 1 else minval  # zero has no code
+        return np.nan if p.has_nan == 1 else np.copysign(minval, x)  # zero has no code
     elif ex < p.emin and p.zero == 0:
         mag = minval  # no zero: the smallest value is the only neighbour below it
     if mag == 0.0:

@@ -45,9 +45,10 @@ def int_round(x, p, mode, rnd, nbits):
     if p.wrap == 0:
         q = min(max(q, np.float64(p.qmin)), np.float64(p.qmax))
     elif (q > p.qmax) | (q < p.qmin):
-        span = 2.0 ** p.bits
-        q = np.fmod(q - p.qmin, span)
-        q = (q + span if q < 0.0 else q) + p.qmin
+        span = 2.0 ** p.bits  # fmod of an integral float is exact; q - qmin might not be
+        q = np.fmod(q, span)
+        q = q + span if q < p.qmin else (q - span if q > p.qmax else q)
+        q += 0.0  # fmod keeps the sign of a zero
     return q  # NaN in, NaN out (every comparison above is false for NaN)
 
 

@@ -11,6 +11,7 @@ from numba import prange
 from ._jit import f64_bits, jit_force_inline, jit_parallel
 from .kernels_float import (DOWN, NAN, NEAREST_AWAY, NEAREST_EVEN, SATURATE, SATURATE_KEEP_INF,
                             STOCHASTIC, TO_ODD, TOWARD_ZERO, U0, UP, pow2)
+from .kernels_table import signed_result
 from .rng import counter_bits
 
 
@@ -54,25 +55,17 @@ def radix4_round(x, shift, kmin, kmax, p, mode, rnd, nbits):
         if p[2] == SATURATE or (finite_in and ((p[2] == SATURATE_KEEP_INF) | tz)):
             away = False
         elif p[2] == NAN:
-            return np.nan, np.int64(p[5] if p[5] >= 0 else -2)
+            return signed_result(np.nan, np.int64(p[5] if p[5] >= 0 else -2), neg, p, 0.0, 0)
         else:
-            inf_code = np.int64(-3) if p[6] < 0 else np.int64(p[6] | (p[3] if neg else 0))
-            return (-np.inf if neg else np.inf), inf_code
+            inf_code = np.int64(-3) if p[6] < 0 else np.int64(p[6])
+            return signed_result(np.inf, inf_code, neg, p, 0.0, 0)
     if under:
         mag = hi if away else 0.0
         code = np.int64(1) if away else np.int64(0)
     else:
         mag = hi if away else lo
         code = np.int64(field + 1) if away else np.int64(field)
-    if not neg:
-        return mag, code
-    if p[0] == 0:
-        if mag == 0.0:
-            return 0.0, code
-        return np.nan, np.int64(p[5] if p[5] >= 0 else -2)
-    if mag == 0.0 and p[4] == 0:
-        return 0.0, code
-    return -mag, code | np.int64(p[3])
+    return signed_result(mag, code, neg, p, 0.0, 0)
 
 
 @jit_parallel

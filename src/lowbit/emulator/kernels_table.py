@@ -78,23 +78,32 @@ def table_round(x, mags, codes, p, mode, rnd, nbits):
         if p[2] == SATURATE or (finite_in and (p[2] == SATURATE_KEEP_INF or tz)):
             away = False
         elif p[2] == NAN:
-            return np.nan, np.int64(p[5] if p[5] >= 0 else -2)
+            return signed_result(np.nan, np.int64(p[5] if p[5] >= 0 else -2), neg, p,
+                                 mags[0], codes[0])
         else:
-            inf_code = np.int64(-3) if p[6] < 0 else np.int64(p[6] | (p[3] if neg else 0))
-            return (-np.inf if neg else np.inf), inf_code
+            inf_code = np.int64(-3) if p[6] < 0 else np.int64(p[6])
+            return signed_result(np.inf, inf_code, neg, p, mags[0], codes[0])
     if away:
         j += 1
-    mag = mags[j]
-    code = np.int64(codes[j])
-    if not neg:
-        return mag, code
-    if p[0] == 0:  # unsigned: a negative result has no code
+    return signed_result(mags[j], np.int64(codes[j]), neg, p, mags[0], codes[0])
+
+
+@jit_force_inline
+def signed_result(mag, code, neg, p, smallest, smallest_code):
+    """Attach the sign to a rounded magnitude: -0 only where the format has it; in an unsigned
+    format a negative non-zero result is NaN, or the smallest value under SATURATE (or when
+    there is no NaN code)."""
+    if not neg or mag != mag:
+        return (np.copysign(mag, -1.0) if neg else mag), code
+    if p[0] == 0:
         if mag == 0.0:
             return 0.0, code
-        return np.nan, np.int64(p[5] if p[5] >= 0 else -2)
+        if p[2] == SATURATE or p[5] < 0:
+            return smallest, np.int64(smallest_code)
+        return np.nan, np.int64(p[5])
     if mag == 0.0 and p[4] == 0:
         return 0.0, code
-    return -mag, np.int64(code | p[3])
+    return -mag, code | np.int64(p[3])
 
 
 @jit_parallel
