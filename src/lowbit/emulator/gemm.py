@@ -184,12 +184,14 @@ class _Job:
     def _accumulate(self, a, b, c, cnt, k0=0):
         dp, acc, prod = self.dp, self.dp.accumulation, self.dp.product
         a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        ops = (dp.a, dp.b)
         if isinstance(acc, Sequential):
-            return api.run_chunked(a, b, c, cnt, None, acc, None, prod, k0, self.k)
+            return api.run_chunked(a, b, c, cnt, None, acc, None, prod, k0, self.k, ops)
         if isinstance(acc, Chunked):
-            return api.run_chunked(a, b, c, cnt, acc.chunk, acc.inner, acc.outer, prod, k0, self.k)
+            return api.run_chunked(a, b, c, cnt, acc.chunk, acc.inner, acc.outer, prod, k0, self.k,
+                                   ops)
         if isinstance(acc, Promoted):
-            return api.run_promoted(a, b, c, cnt, acc, prod)
+            return api.run_promoted(a, b, c, cnt, acc, prod, ops)
         if isinstance(acc, Exact):
             return api.run_exact(a, b, c, cnt, acc, prod)
         if isinstance(acc, IntegerAccumulation):

@@ -73,24 +73,35 @@ def add_odd(x, y):
 
 
 @jit_inline
-def round_value(x, r, index):
-    """``x`` (already round-to-odd or exact) rounded by the step ``r``; ``index`` keys SR."""
+def round_mode(x, r, mode, index):
+    """``x`` (already round-to-odd or exact) rounded by the step ``r`` under ``mode`` (equal to
+    ``r.mode``; a constant at specialised call sites); ``index`` keys stochastic rounding."""
     if r.wide == 1:
         return x
     rnd = U0
-    if r.mode == STOCHASTIC:
+    if mode == STOCHASTIC:
         rnd = counter_bits(r.key, np.uint64(index))
-    return quantize_one(x, r, r.maxval, r.minval, r.mode, rnd, r.nbits)
+    return quantize_one(x, r, r.maxval, r.minval, mode, rnd, r.nbits)
 
 
 @jit_inline
-def add_round(acc, p, r, index):
+def round_value(x, r, index):
+    return round_mode(x, r, r.mode, index)
+
+
+@jit_inline
+def add_round_mode(acc, p, r, mode, index):
     """``round(acc + p)``, and the (round-to-odd) exact sum it rounded."""
     if r.wide == 1:
         s = acc + p
         return s, s
     s = add_odd(acc, p)
-    return round_value(s, r, index), s
+    return round_mode(s, r, mode, index), s
+
+
+@jit_inline
+def add_round(acc, p, r, index):
+    return add_round_mode(acc, p, r, r.mode, index)
 
 
 @jit_inline
@@ -119,17 +130,38 @@ def _product(x, y, pr, has_prod, cnt, count):
 
 
 @jit_inline
-def _mac_row(a, b, i, k, kg, acc, pr, has_prod, r, row0, ktot, cnt, count):
-    """One k step for every j of row i: ``acc[j] = round(acc[j] + a[i,k]*b[k,j])``."""
-    aik = a[i, k]
+def _mac_span(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, mode, row0, ktot, cnt, count):
+    """k = k1..k2-1 for every j of row i: ``acc[j] = round(acc[j] + a[i,k]*b[k,j])``."""
     n = acc.size
-    for j in range(n):
-        p = _product(aik, b[k, j], pr, has_prod, cnt, count)
-        old = acc[j]
-        new, s = add_round(old, p, r, (row0 + j) * ktot + kg)
-        if count == 1:
-            count_step(cnt, s, old, p, new, r.maxval)
-        acc[j] = new
+    for k in range(k1, k2):
+        aik = a[i, k]
+        for j in range(n):
+            p = _product(aik, b[k, j], pr, has_prod, cnt, count)
+            old = acc[j]
+            new, s = add_round_mode(old, p, r, mode, (row0 + j) * ktot + kg0 + k)
+            if count == 1:
+                count_step(cnt, s, old, p, new, r.maxval)
+            acc[j] = new
+
+
+@jit_inline
+def _mac_row(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, row0, ktot, cnt, count):
+    # one call per constant mode, so that each loop is specialised
+    m = r.mode
+    if m == 0:
+        _mac_span(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, 0, row0, ktot, cnt, count)
+    elif m == 1:
+        _mac_span(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, 1, row0, ktot, cnt, count)
+    elif m == 2:
+        _mac_span(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, 2, row0, ktot, cnt, count)
+    elif m == 3:
+        _mac_span(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, 3, row0, ktot, cnt, count)
+    elif m == 4:
+        _mac_span(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, 4, row0, ktot, cnt, count)
+    elif m == 5:
+        _mac_span(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, 5, row0, ktot, cnt, count)
+    else:
+        _mac_span(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, 6, row0, ktot, cnt, count)
 
 
 @jit_parallel
@@ -137,12 +169,13 @@ def chunked_kernel(a, b, c, out, has_c, pr, has_prod, inner, outer, chunk, k0, k
                    count):
     """Sequential (``chunk <= 0``: ``inner`` from ``c``) or chunked accumulation into ``out``.
 
-    Chunks start at global k multiples of ``chunk`` (``k0`` is the global index of a's first
-    column); the outer step of chunk ``q`` uses stochastic index ``e * ceil(ktot/chunk) + q``.
+    Chunks start at a's first column (a K-slice of a promoted or scaled accumulation is a fresh
+    accumulation); ``k0`` is the global k of that column, and stochastic indices are global:
+    product k of element e uses ``e * ktot + k0 + k``, the outer step of the chunk starting at
+    column k uses the outer stream at the same index.
     """
     m, kk = a.shape
     n = b.shape[1]
-    nch_tot = (ktot + chunk - 1) // chunk if chunk > 0 else 1
     for i in prange(m):
         cnt = np.zeros(4, np.int64)
         acc = np.zeros(n)
@@ -151,21 +184,17 @@ def chunked_kernel(a, b, c, out, has_c, pr, has_prod, inner, outer, chunk, k0, k
                 acc[j] = c[i, j]
         row0 = i * n
         if chunk <= 0:
-            for k in range(kk):
-                _mac_row(a, b, i, k, k0 + k, acc, pr, has_prod, inner, row0, ktot, cnt, count)
+            _mac_row(a, b, i, 0, kk, k0, acc, pr, has_prod, inner, row0, ktot, cnt, count)
         else:
             part = np.zeros(n)
             k = 0
             while k < kk:
-                stop = min(kk, k + chunk - (k0 + k) % chunk)
+                stop = min(kk, k + chunk)
                 part[:] = 0.0
-                for kc in range(k, stop):
-                    _mac_row(a, b, i, kc, k0 + kc, part, pr, has_prod, inner, row0, ktot, cnt,
-                             count)
-                q = (k0 + k) // chunk
+                _mac_row(a, b, i, k, stop, k0, part, pr, has_prod, inner, row0, ktot, cnt, count)
                 for j in range(n):
                     old = acc[j]
-                    new, s = add_round(old, part[j], outer, (row0 + j) * nch_tot + q)
+                    new, s = add_round(old, part[j], outer, (row0 + j) * ktot + k0 + k)
                     if count == 1:
                         count_step(cnt, s, old, part[j], new, outer.maxval)
                     acc[j] = new

@@ -55,17 +55,18 @@ def _flush(counters, rows):
         counters += rows.sum(axis=0)
 
 
-def run_chunked(a, b, c, counters, chunk, inner, outer, product=None, k0=0, ktot=None):
-    """Sequential (``chunk=None``) or chunked accumulation; ``product`` an optional Product."""
+def run_chunked(a, b, c, counters, chunk, inner, outer, product=None, k0=0, ktot=None,
+                operands=None):
+    """Sequential (``chunk=None``) or chunked accumulation; ``product`` an optional Product;
+    ``operands`` the operand formats, which lets a fast float32 kernel run where it is exact."""
     from .kernels_accumulate import chunked_kernel
     a, b, c = check_operands(a, b, c)
     m, n = a.shape[0], b.shape[1]
     out = np.empty((m, n))
     rows, count = _rows(counters, m)
     pr, has_prod = _product_rounder(product)
-    fast = None if chunk or count or has_prod or k0 else _fast_path(inner)
-    if fast is not None:
-        fast(a, b, c, out)
+    if not (count or has_prod) and _fast(a, b, c, out, chunk, inner,
+                                                                  outer, operands):
         return out
     outer_r = _seq_rounder(outer) if outer is not None else _seq_rounder(inner)
     chunked_kernel(a, b, c if c is not None else _EMPTY2, out, int(c is not None), pr, has_prod,
@@ -82,16 +83,12 @@ def _product_rounder(product):
     return rounder(product.format, product.rounding), 1
 
 
-def _fast_path(seq):
-    """A specialised kernel for this Sequential (``None``: use the generic one)."""
-    try:
-        from .kernels_gemm_api import fast_sequential
-    except ImportError:
-        return None
-    return fast_sequential(seq)
+def _fast(a, b, c, out, chunk, inner, outer, operands) -> bool:
+    from .kernels_gemm_api import fast_run
+    return fast_run(a, b, c, out, chunk, inner, outer, operands)
 
 
-def run_promoted(a, b, c, counters, rec, product=None):
+def run_promoted(a, b, c, counters, rec, product=None, operands=None):
     """Promotion: ``inner`` over each K-slice of ``rec.interval``, partials added into ``outer``."""
     a, b, c = check_operands(a, b, c)
     m, n, kk = a.shape[0], b.shape[1], a.shape[1]
@@ -99,21 +96,22 @@ def run_promoted(a, b, c, counters, rec, product=None):
     nq = max(1, -(-kk // rec.interval))
     for q, start in enumerate(range(0, kk, rec.interval)):
         stop = min(kk, start + rec.interval)
-        part = run_inner(rec.inner, a[:, start:stop], b[start:stop], counters, product, start, kk)
+        part = run_inner(rec.inner, a[:, start:stop], b[start:stop], counters, product, start, kk,
+                         operands)
         add_partial(acc, part, None, None, rec.outer, q, nq, counters)
     return acc
 
 
-def run_inner(inner, a, b, counters, product, k0, ktot):
+def run_inner(inner, a, b, counters, product, k0, ktot, operands=None):
     """``inner.run`` on a K-slice, keeping global k indices for lowbit's own records."""
     from .datapath import Chunked, Sequential
     a = np.ascontiguousarray(a)
     b = np.ascontiguousarray(b)
     if isinstance(inner, Sequential):
-        return run_chunked(a, b, None, counters, None, inner, None, product, k0, ktot)
+        return run_chunked(a, b, None, counters, None, inner, None, product, k0, ktot, operands)
     if isinstance(inner, Chunked):
         return run_chunked(a, b, None, counters, inner.chunk, inner.inner, inner.outer, product,
-                           k0, ktot)
+                           k0, ktot, operands)
     return inner.run(a, b, None, counters)
 
 
