@@ -295,6 +295,8 @@ def make_case(a, b, c, **fields) -> Case:
                         a_format="e4m3fn"))  # the 13th bit (H100 FP8)
 @example(case=make_case([1.0] * 4, [1, 1.5, 1.75, 1.875], 1.875, terms=4, carry_bits=1,
                         alignment=Alignment.STICKY))  # carry bits dropped
+@example(case=make_case([-8.0], [-8.0], float(np.float32(-3.37074968e+38)), terms=4, extra_bits=-1,
+                        pattern=Pattern.INTERLEAVED))  # the final add rounds once, not twice
 def test_kernel_matches_exact_fraction_replay(case):
     counters = np.zeros(4, dtype=np.int64)
     got = case.acc.run(case.a, case.b, case.c, counters)

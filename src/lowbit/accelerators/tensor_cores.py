@@ -3,9 +3,11 @@
 Each :class:`TensorCorePreset` is data with its citation; :func:`tensor_core_accumulation` turns
 one into a :class:`~lowbit.emulator.fused.FusedAccumulation` and :func:`tensor_core` into a
 :class:`~lowbit.emulator.datapath.Datapath`. Parameters: Khattak & Mikaitis, "Accurate Models of
-NVIDIA Tensor Cores" (arXiv:2512.07004), ``MATLAB-tensor-core/models/*TC.m`` @b12b5a7; the B200
-FP8 ``mma.sync`` variant from commit 109e412 (``inter_pattern = 1``). ``validated`` says which GPU
-data (vendored in ``tests/data/tensor_core_validation``) the tests reproduce bit for bit.
+NVIDIA Tensor Cores" (arXiv:2512.07004), ``MATLAB-tensor-core/models/*TC.m`` @b12b5a7; the FP8
+``mma.sync`` variant (gpu ``"B200-mma.sync"``, ``"H100-mma.sync"``) from commit 109e412
+(``inter_pattern = 1``). FP8 inputs with fp16 output are lowbit's reading (``_FP16_OUT``), matched
+to the GPU data. ``validated`` says which GPU data (vendored in
+``tests/data/tensor_core_validation``) the tests reproduce bit for bit.
 
 Example:
     >>> from lowbit.accelerators import tensor_core_accumulation

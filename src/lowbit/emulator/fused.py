@@ -193,8 +193,9 @@ class FusedAccumulation:
         return out
 
     def _entry_accumulator(self, c: np.ndarray) -> np.ndarray:
-        if self.output.name == "binary32" or self.output == get_format("binary32"):
-            return c.astype(np.float32).astype(np.float64)
+        if self.output == get_format("binary32"):
+            with np.errstate(over="ignore", invalid="ignore"):  # beyond max: inf, as RNE gives
+                return c.astype(np.float32).astype(np.float64)
         from .quantize import quantize
         return np.asarray(quantize(c, self.output, Rounding.NEAREST_EVEN), dtype=np.float64)
 

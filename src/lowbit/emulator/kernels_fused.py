@@ -35,7 +35,6 @@ FRAME_EMIN = -126
 
 class FusedParams(NamedTuple):
     """Everything the fused kernels need, as plain integers."""
-
     terms: int  #: products per block (per half block for the interleaved pattern)
     width: int  #: W = 23 + extra_bits, fraction bits of the aligned addends
     extra: int  #: extra_bits
@@ -84,9 +83,8 @@ def decompose(x, emin, emax, mant, maxval, pre, subnormals, sig, exp, val, bad):
     """Split each row of ``x`` into ``sig`` (signed, shifted left by ``pre``) and ``exp``;
     ``val`` is ``x`` with flushed subnormals (``subnormals == 0``) and non-finite values zeroed.
 
-    ``bad[r]`` receives the first column of row ``r`` whose value is not exactly an operand of
-    the format (-1 if none), and -2 for a row holding a NaN or an infinity.
-    """
+    ``bad[r]``: the first column of row ``r`` whose value is not exactly an operand of the
+    format (-1 if none), or -2 for a row holding a NaN or an infinity."""
     rows, cols = x.shape
     for r in range(rows):  # serial: O(MK) beside the O(MNK) gemm, and no thread start-up
         bad[r] = -1
@@ -149,18 +147,12 @@ def exponent_c(c):
 
 
 @jit
-def top_exponent(ea, eb, i, j, k0, k1, c, min_exp):
-    """E_max of one block: the largest product exponent, c's, and ``min_exp``."""
+def block_general(sa, ea, sb, eb, i, j, k0, k1, c, prm):
+    """As :func:`block_pair` for one output, any alignment and a carry limit, in int64."""
     top = exponent_c(c)
     for k in range(k0, k1):
         top = max(top, np.int64(ea[i, k] + eb[j, k]))
-    return max(top, min_exp)
-
-
-@jit
-def block_general(sa, ea, sb, eb, i, j, k0, k1, c, prm):
-    """As :func:`block_pair` for one output, any alignment and a carry limit, in int64."""
-    top = top_exponent(ea, eb, i, j, k0, k1, c, prm.min_exp)
+    top = max(top, prm.min_exp)
     mode = prm.alignment
     frac = prm.width + (1 if mode == STICKY else 0)
     s = np.int64(0)
@@ -218,19 +210,29 @@ def round_int(s, lsb, p, emin, emax, rne, subnormals):
 
 
 @jit
-def round_value(v, rne, prm):
-    """An exact float64 ``v`` rounded once to the block-result format: (value, overflowed, flushed)."""
+def round_value(v, err, rne, prm):
+    """``v + err`` rounded once to the block-result format: (value, overflowed, flushed). ``v`` is
+    a float64 and ``err`` its exact remainder (0 when v is exact; |err| <= ulp(v) / 2)."""
     if v == 0.0:
         return 0.0, 0, 0
     bits = f64_bits(v)
     e = np.int64((bits >> np.uint64(52)) & np.uint64(0x7FF)) - 1023
     sig = np.int64(bits & np.uint64((1 << 52) - 1)) | (np.int64(1) << 52)
-    neg, m, q, o, f = round_int(-sig if v < 0 else sig, e - 52, prm.p, prm.emin, prm.emax, rne,
+    sig = 2 * sig + (0 if err == 0.0 else (1 if (err > 0) == (v > 0) else -1))  # exact side
+    neg, m, q, o, f = round_int(-sig if v < 0 else sig, e - 53, prm.p, prm.emin, prm.emax, rne,
                                 prm.subnormals)
     if o:
         return (-np.inf if neg else np.inf), 1, 0
     r = float(m) * pow2(q) if m != 0 else 0.0
     return (-r if neg else r), 0, f
+
+
+@jit
+def add_rne(x, y, prm):
+    """x + y (finite) rounded once to nearest even: TwoSum gives the exact remainder."""
+    s = x + y
+    t = s - x
+    return round_value(s, (x - (s - t)) + (y - t), 1, prm)
 
 
 @jit
@@ -243,7 +245,7 @@ def bfma(va, sa, ea, vb, sb, eb, i, j, k0, k1, c, prm):
         over = 0
     else:
         v, lost, over = block_general(sa, ea, sb, eb, i, j, k0, k1, c, prm)
-    r, o, f = round_value(v, prm.rne, prm)
+    r, o, f = round_value(v, 0.0, prm.rne, prm)
     return r, o + over, f, lost
 
 
@@ -266,10 +268,7 @@ def special(a, b, i, j, c):
 @jit
 def dot(va, sa, ea, vb, sb, eb, i, j, c, prm):
     """One output element: blocks chained in ascending K; (value, overflows, flushes, lost).
-
-    ``INTERLEAVED``: K is already reordered so that each block of 2 * terms is [half 1, half 2];
-    the final float64 addition rounds twice, innocuously since 53 >= 2p + 2.
-    """
+    ``INTERLEAVED``: K is already reordered so that each block of 2 * terms is [half 1, half 2]."""
     kk = va.shape[1]
     t = prm.terms
     acc = c
@@ -281,7 +280,7 @@ def dot(va, sa, ea, vb, sb, eb, i, j, c, prm):
         else:
             d1, o1, f1, n1 = bfma(va, sa, ea, vb, sb, eb, i, j, k0, k0 + t, 0.0, prm)
             d2, o2, f2, n2 = bfma(va, sa, ea, vb, sb, eb, i, j, k0 + t, k0 + 2 * t, d1, prm)
-            acc, o3, f3 = round_value(d2 + acc, 1, prm) if math.isfinite(d2) else (d2, 0, 0)
+            acc, o3, f3 = add_rne(d2, acc, prm) if math.isfinite(d2) else (d2, 0, 0)
             o, f, n = o1 + o2 + o3, f1 + f2 + f3, n1 + n2
         over += o
         flush += f
@@ -334,8 +333,8 @@ def dot_pair(va, ea, vb, eb, i, j0, j1, c0, c1, prm):
         v0, v1, n0, n1 = block_pair(va, ea, vb, eb, i, j0, j1, k0, min(k0 + prm.terms, kk),
                                     a0, a1, prm)
         n0, n1 = (n0 if math.isfinite(a0) else 0), (n1 if math.isfinite(a1) else 0)
-        a0, o0, f0 = round_value(v0, prm.rne, prm) if math.isfinite(a0) else (a0, 0, 0)
-        a1, o1, f1 = round_value(v1, prm.rne, prm) if math.isfinite(a1) else (a1, 0, 0)
+        a0, o0, f0 = round_value(v0, 0.0, prm.rne, prm) if math.isfinite(a0) else (a0, 0, 0)
+        a1, o1, f1 = round_value(v1, 0.0, prm.rne, prm) if math.isfinite(a1) else (a1, 0, 0)
         if j1 == j0:
             o1, f1, n1 = 0, 0, 0
         over += o0 + o1
