@@ -6,6 +6,7 @@ bits, exponent range, ``.max``, overflow policy); it never calls the kernels or 
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -157,8 +158,13 @@ def check_all(dp, a, b, c=None):
 
 
 # ------------------------------------------------------------------------------ strategies
+@functools.lru_cache(maxsize=None)
+def format_values(name: str) -> np.ndarray:
+    return FORMATS[name].values()
+
+
 def operand_values(fmt_name, draw, shape, scale_exp):
-    vals = FORMATS[fmt_name].values()
+    vals = format_values(fmt_name)
     idx = draw(st.lists(st.integers(0, len(vals) - 1), min_size=shape[0] * shape[1],
                         max_size=shape[0] * shape[1]))
     zero_or = draw(st.sampled_from([0, 1]))
@@ -283,8 +289,8 @@ def test_binary_xnor_popcount(k, seed):
 def test_scales_are_applied_per_k_block(k, block, seed, acc_fmt):
     rng = np.random.default_rng(seed)
     m, n = 2, 3
-    a = rng.choice(FORMATS["e4m3fn"].values(), (m, k))
-    b = rng.choice(FORMATS["e4m3fn"].values(), (k, n))
+    a = rng.choice(format_values("e4m3fn"), (m, k))
+    b = rng.choice(format_values("e4m3fn"), (k, n))
     nb = -(-k // block)
     sa = 2.0 ** rng.integers(-8, 8, (m, nb)) * rng.choice([1.0, 0.75, 1.5], (m, nb))
     sb = 2.0 ** rng.integers(-8, 8, (nb, 1))

@@ -1,0 +1,167 @@
+"""gemm/dot/matmul behaviour: fast kernels against the generic kernel and numpy's own casts,
+thread-count independence, counters, scales, promotion, ``out=``."""
+
+from __future__ import annotations
+
+import functools
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lowbit import FORMATS, quantize
+from lowbit.emulator import kernels_accumulate_api as api
+from lowbit.emulator.counters import Counters
+from lowbit.emulator.datapath import (BinaryAccumulation, Chunked, Datapath, Exact,
+                                      IntegerAccumulation, Promoted, Scaling, Sequential)
+from lowbit.emulator.gemm import dot, gemm, matmul
+
+
+def _same(x, y):
+    return bool(np.all((x == y) | (np.isnan(x) & np.isnan(y))))
+
+
+@functools.lru_cache(maxsize=None)
+def _all_values(fmt):
+    return FORMATS[fmt].values()
+
+
+def _values(fmt, shape, rng, spread):
+    v = _all_values(fmt)
+    v = v[np.abs(v) <= float(FORMATS[fmt].max) * spread]
+    return rng.choice(v, shape)
+
+
+FAST_OPERANDS = ["fp16", "e4m3fn", "e5m2", "e3m4"]
+FAST_ACCS = ["fp16", "bf16", "e4m3fn", "e5m2", "1-6-9", "e3m4", "binary32", "tf32"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(FAST_OPERANDS), st.sampled_from(FAST_ACCS), st.sampled_from(FAST_ACCS),
+       st.integers(0, 2**32 - 1), st.sampled_from([1.0, 1e-3, 1e-9]), st.sampled_from([0, 5]))
+def test_fast_kernels_equal_the_generic_kernel(fa, acc, outer, seed, spread, chunk):
+    """The fast float32 kernels (chosen from the operand formats) against the generic kernel
+    (which sees no operand formats, so never takes the fast path)."""
+    rng = np.random.default_rng(seed)
+    a, b = _values(fa, (6, 70), rng, spread), _values(fa, (70, 9), rng, 1.0)
+    c = np.asarray(quantize(_values("e4m3fn", (6, 9), rng, 1.0), acc), np.float64)
+    if chunk:
+        rec = Chunked(chunk=chunk, inner=Sequential(format=acc), outer=Sequential(format=outer))
+        ref = api.run_chunked(a, b, None, None, chunk, rec.inner, rec.outer)
+    else:
+        rec = Sequential(format=acc)
+        ref = api.run_chunked(a, b, c, None, None, rec, None)
+    got = gemm(a, b, Datapath(a=fa, b=fa, accumulation=rec), C=None if chunk else c)
+    assert _same(got, ref)
+
+
+@pytest.mark.parametrize("fa", ["fp16", "e5m2"])
+def test_fp16_accumulator_matches_numpy_float16_per_mac(fa):
+    """Independent oracle: numpy's float64 -> float16 cast is correctly rounded, and the float64
+    sum of an fp16 value and a product of <= 22 bits cannot land on an fp16 midpoint."""
+    rng = np.random.default_rng(5)
+    a = _values(fa, (8, 3000), rng, 1e-4)
+    b = _values(fa, (3000, 8), rng, 1e-2)
+    acc = np.zeros((8, 8))
+    with np.errstate(over="ignore"):
+        for k in range(a.shape[1]):
+            acc = (acc + a[:, k, None] * b[None, k, :]).astype(np.float16).astype(np.float64)
+    got = gemm(a, b, Datapath(a=fa, b=fa, accumulation=Sequential(format="fp16")))
+    assert _same(got, acc)
+
+
+def test_results_do_not_depend_on_thread_count():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((9, 200)), rng.standard_normal((200, 5))
+    dps = [Datapath(a="bf16", b="bf16", accumulation=Sequential(format="bf16", rounding=r, seed=4))
+           for r in ("stochastic", "nearest_even")]
+    dps.append(Datapath(a="e4m3fn", b="e4m3fn", accumulation=Chunked(
+        chunk=16, inner=Sequential(format="e5m2", rounding="stochastic", seed=1),
+        outer=Sequential(format="fp16"))))
+    before = numba.get_num_threads()
+    try:
+        results = []
+        for t in (1, before):
+            numba.set_num_threads(t)
+            results.append([gemm(a, b, dp) for dp in dps])
+    finally:
+        numba.set_num_threads(before)
+    for x, y in zip(*results):
+        assert _same(x, y)
+    assert not _same(results[0][0], gemm(a, b, Datapath(a="bf16", b="bf16", accumulation=Sequential(
+        format="bf16", rounding="stochastic", seed=5))))
+
+
+def test_counters_count_swamping_flushes_overflow_and_saturation():
+    dp = Datapath(a="fp16", b="fp16", accumulation=Sequential(format="fp16"))
+    r, cnt = gemm(np.ones((1, 4096)), np.ones((4096, 1)), dp, counters=True)
+    assert r[0, 0] == 2048.0 and cnt == Counters(lost=4096 - 2048)
+    _, cnt = gemm(np.array([[2.0**-14, -2.0**-14 * 0.75]]), np.array([[2.0**-11], [2.0**-11]]),
+                  dp, counters=True)
+    assert cnt.flushes >= 1
+    e4 = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Sequential(format="e4m3fn"))
+    r, cnt = gemm(np.array([[448.0, 448.0]]), np.ones((2, 1)), e4, counters=True)
+    assert np.isnan(r[0, 0]) and cnt.overflows == 1
+    sat = Datapath(a="int8", b="int8", accumulation=IntegerAccumulation(bits=8, overflow=0))
+    r, cnt = gemm(np.full((1, 3), 100), np.ones((3, 1)), sat, counters=True)
+    assert r[0, 0] == 127 and cnt.saturations == 2
+    # counting does not change the result
+    a = np.random.default_rng(0).standard_normal((4, 300))
+    assert _same(gemm(a, a.T, dp), gemm(a, a.T, dp, counters=True)[0])
+
+
+def test_promotion_bounds_the_error_of_a_narrow_accumulator():
+    rng = np.random.default_rng(2)
+    k = 4096
+    a, b = np.abs(rng.standard_normal((4, k))), np.abs(rng.standard_normal((k, 4)))
+    narrow = Sequential(format="e5m6")
+    plain = gemm(a, b, Datapath(a="e4m3fn", b="e4m3fn", accumulation=narrow))
+    promoted = gemm(a, b, Datapath(a="e4m3fn", b="e4m3fn", accumulation=Promoted(
+        interval=128, inner=narrow, outer=Sequential(format="binary32"))))
+    exact = gemm(a, b, Datapath(a="e4m3fn", b="e4m3fn", accumulation=Exact(format="binary32")))
+    err = lambda x: np.max(np.abs(x - exact) / np.abs(exact))  # noqa: E731
+    assert err(promoted) < err(plain) / 4
+
+
+def test_mx_style_block_scales_multiply_each_k_block():
+    rng = np.random.default_rng(3)
+    a = rng.choice(_all_values("e4m3fn"), (3, 64))
+    b = rng.choice(_all_values("e4m3fn"), (64, 2))
+    sa = 2.0 ** rng.integers(-5, 5, (3, 2))
+    sb = 2.0 ** rng.integers(-5, 5, (2, 2))
+    dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Exact(format="binary32"),
+                  scaling=Scaling(block_k=32, accumulator=Sequential(format="binary64")))
+    got = gemm(a, b, dp, scale_a=sa, scale_b=sb)
+    a_full = a * np.repeat(sa, 32, axis=1)
+    b_full = b * np.repeat(sb, 32, axis=0)
+    # each block partial is exact in binary32 here, and power-of-two scales are exact
+    want = (a[:, :32] @ b[:32]) * (sa[:, :1] * sb[:1]) + (a[:, 32:] @ b[32:]) * (sa[:, 1:] * sb[1:])
+    assert np.allclose(got, want, rtol=1e-6) and np.allclose(got, a_full @ b_full, rtol=1e-6)
+
+
+def test_dot_matmul_and_out():
+    dp = Datapath(a="bf16", b="bf16", accumulation=Sequential(format="binary32"))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 5, 7))
+    y = rng.standard_normal((7, 4))
+    r = matmul(x, y, dp)
+    assert r.shape == (2, 3, 5, 4)
+    assert _same(r[1, 2], gemm(x[1, 2], y, dp))
+    assert dot(x[0, 0, 0], y[:, 0], dp) == gemm(x[0, 0, 0][None], y[:, :1], dp)[0, 0]
+    out = np.empty((5, 4), np.float32)
+    assert gemm(x[0, 0], y, dp, out=out) is out
+    r2, cnt = matmul(x, y, dp, counters=True)
+    assert _same(r, r2) and isinstance(cnt, Counters)
+
+
+def test_binary_and_integer_paths_with_initial_accumulator():
+    rng = np.random.default_rng(6)
+    a, b = rng.choice([-1.0, 1.0], (4, 130)), rng.choice([-1.0, 1.0], (130, 3))
+    c = rng.integers(-5, 5, (4, 3)).astype(float)
+    bdp = Datapath(a="binary", b="binary", accumulation=BinaryAccumulation())
+    assert np.array_equal(gemm(a, b, bdp, C=c), a @ b + c)
+    idp = Datapath(a="int4", b="int4", accumulation=IntegerAccumulation(bits=32))
+    ai, bi = rng.integers(-8, 8, (4, 50)), rng.integers(-8, 8, (50, 3))
+    assert np.array_equal(gemm(ai, bi, idp, C=c), ai @ bi + c)
