@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import lowbit
+from lowbit.testing.oracles import mismatches
 from lowbit import (FORMATS, BinaryFormat, BlockFormat, FloatFormat, IntFormat, InvalidFormatError,
                     Overflow, Specials, UnknownFormatError)
 
@@ -202,3 +203,16 @@ def test_catalogue_kinds():
     kinds = {type(FORMATS[n]) for n in FORMATS}
     assert kinds == {FloatFormat, IntFormat, BinaryFormat, BlockFormat}
     assert all(FORMATS[n].name == n for n in FORMATS)
+
+
+def test_fnuz_without_zero_is_rejected_or_consistent():
+    """FNUZ puts NaN at the sign-only code; without a zero that code is -min_normal. Either the
+    record is refused, or quantize and encode/decode agree on what -min_normal becomes."""
+    try:
+        fmt = FloatFormat(name="fnuz_nz", exponent_bits=2, mantissa_bits=0, bias=1,
+                          specials=Specials.FNUZ, zero=False, subnormals=False)
+    except InvalidFormatError as e:
+        assert "zero" in str(e)
+        return
+    x = np.array([-float(fmt.min_normal), -1e-9])
+    assert mismatches(lowbit.decode(lowbit.encode(x, fmt), fmt), lowbit.quantize(x, fmt)).size == 0

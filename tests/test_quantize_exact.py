@@ -45,6 +45,8 @@ CUSTOM = [
     FloatFormat(name="r4_e3m2_fn_shift", exponent_bits=3, mantissa_bits=2, bias=3, radix=4,
                 exponent_shift=1, specials=FN),
     FloatFormat(name="r4_e3m0_fn", exponent_bits=3, mantissa_bits=0, bias=3, radix=4, specials=FN),
+    FloatFormat(name="r4_e2m0_nozero", exponent_bits=2, mantissa_bits=0, bias=1, radix=4,
+                specials=NONE, zero=False, subnormals=False),
     FloatFormat(name="r4_ue3m1_sat", exponent_bits=3, mantissa_bits=1, bias=3, radix=4,
                 signed=False, specials=NONE),
     IntFormat(name="q3.3", bits=6, fraction_bits=3),
@@ -71,6 +73,7 @@ def _random_custom(n: int) -> list[FloatFormat]:
     return out
 
 
+BY_NAME = {f.name: f for f in CUSTOM}
 SCALAR = [f for f in (FORMATS[n] for n in FORMATS) if not isinstance(f, lowbit.BlockFormat)]
 ALL = SCALAR + CUSTOM + _random_custom(4)
 MODES = [m for m in Rounding if m != Rounding.STOCHASTIC]
@@ -148,9 +151,9 @@ def oracle(x: float, fmt, mode, r=None, n=62) -> float:
     toward_zero = mode == Rounding.TOWARD_ZERO or mode == (Rounding.DOWN if not neg else Rounding.UP)
     if not over:
         a = abs(Fraction(x))
+        if a == 0 and not fmt.zero:  # no zero: NaN, or +-min by the sign (sign-symmetric)
+            return math.nan if fmt.has_nan else math.copysign(float(fmt.min_normal), x)
         mag = float_magnitude(a, fmt, mode, neg, r, n)
-        if mag is None:
-            return math.nan
         over = mag > fmt.max
     if over:
         policy = fmt.overflow
@@ -165,15 +168,13 @@ def oracle(x: float, fmt, mode, r=None, n=62) -> float:
 
 
 def float_magnitude(a: Fraction, fmt: FloatFormat, mode, neg, r, n):
-    """|result| before overflow and sign rules; None for NaN (zero in a format without zero)."""
+    """|result| before the overflow and sign rules."""
     if fmt.bits > 16:
         if a == 0:
             return Fraction(0)
         lo, hi, odd = wide_neighbours(a, fmt)
         return hi if away(mode, a, lo, hi, odd, neg, r, n) else lo
     t, a = _table(fmt), float(a)  # a is a float input: exact
-    if a == 0 and not fmt.zero:
-        return None if fmt.has_nan else Fraction(t.mags[0])
     if a < t.mags[0]:
         return Fraction(t.mags[0])
     if a >= t.beyond:
@@ -310,15 +311,16 @@ def test_oracle_restates_spec_vectors():
     assert oracle(1.25, odd, Rounding.TOWARD_ZERO) == 0.5
 
 
-def test_signed_format_without_zero_keeps_the_sign():
-    """A signed format with no zero: tiny negative inputs go to -min (sign-symmetric)."""
-    fmt = CUSTOM[2]
-    got = lowbit.quantize(np.array([1e-9, -1e-9, -0.1]), fmt).tolist()
-    assert got == [0.125, -0.125, -0.125]
+@pytest.mark.parametrize("fmt", [BY_NAME["e3m2_nozero_signed"], BY_NAME["r4_e2m0_nozero"]], ids=lambda f: f.name)
+def test_signed_format_without_zero(fmt):
+    """No zero: tiny inputs go to +-min by their sign, and so do +-0 (sign-symmetric)."""
+    m = float(fmt.min_normal)
+    got = lowbit.quantize(np.array([1e-9, -1e-9, -m / 3, 0.0, -0.0]), fmt)
+    assert mismatches(got, [m, -m, -m, m, -m]).size == 0
 
 
 def test_unsigned_radix4_saturates_negatives_to_zero():
     """Unsigned format with SATURATE: negative results become 0 (radix-4 table kernel too)."""
-    for fmt in (CUSTOM[4], CUSTOM[11]):
+    for fmt in (BY_NAME["ue3m2_sat"], BY_NAME["r4_ue3m1_sat"]):
         got = lowbit.quantize(np.array([-1.0, -1e-9, -100.0]), fmt).tolist()
         assert got == [0.0, 0.0, 0.0], fmt.name

@@ -198,6 +198,7 @@ def _round_float(x: Real, fmt: FloatFormat, mode: Rounding, r: int | None, n: in
     if a == 0:
         if fmt.zero:
             return _finish(Fraction(0), neg, fmt)
+        # no zero: +-0 is NaN, or +-min (by the sign of the zero) without a NaN code
         return math.nan if fmt.has_nan else _finish(fmt.min_normal, neg, fmt)
     if not fmt.zero and a < fmt.min_normal:
         return _finish(fmt.min_normal, neg, fmt)  # no zero: min normal is the only neighbour

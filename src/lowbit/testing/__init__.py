@@ -18,6 +18,6 @@ __all__ = ["oracles", "strategies"]
 
 def __getattr__(name: str):
     if name == "strategies":
-        from . import strategies
-        return strategies
+        import importlib
+        return importlib.import_module(f"{__name__}.strategies")
     raise AttributeError(f"module 'lowbit.testing' has no attribute {name!r}")
