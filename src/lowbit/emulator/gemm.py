@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..formats import BinaryFormat, IntFormat, InvalidArgument, Rounding
+from ..formats import (FORMATS, BinaryFormat, IntFormat, IntOverflow, InvalidArgument,
+                       Rounding)
 from . import kernels_accumulate_api as api
 from .counters import Counters, new_counter_array
 from .datapath import (BinaryAccumulation, Chunked, Datapath, Exact, IntegerAccumulation,
                        OperandMode, Promoted, Sequential)
 
 __all__ = ["gemm", "dot", "matmul"]
+
+_FP16, _FP32 = FORMATS["fp16"], FORMATS["binary32"]
 
 
 def gemm(A, B, datapath: Datapath, C=None, out: np.ndarray | None = None, counters: bool = False,
@@ -207,9 +210,11 @@ class _Job:
 
 def _bring(x: np.ndarray, fmt, mode: OperandMode, name: str) -> np.ndarray:
     """``x`` as float64 values of ``fmt``: quantised RNE, or checked to be representable."""
-    from .quantize import quantize
     x64 = np.asarray(x, dtype=np.float64)
-    q = np.asarray(quantize(x64, fmt), dtype=np.float64)
+    q = _native_quantize(x64, fmt)
+    if q is None:
+        from .quantize import quantize
+        q = np.asarray(quantize(x64, fmt), dtype=np.float64)
     if mode == OperandMode.CHECK:
         bad = ~((q == x64) | (np.isnan(q) & np.isnan(x64)))
         if isinstance(fmt, BinaryFormat):
@@ -221,6 +226,21 @@ def _bring(x: np.ndarray, fmt, mode: OperandMode, name: str) -> np.ndarray:
     if isinstance(fmt, IntFormat) and not np.all(np.isfinite(q)):
         raise ValueError(f"{name}: NaN or infinite values have no {fmt.name} code")
     return np.ascontiguousarray(q)
+
+
+def _native_quantize(x: np.ndarray, fmt) -> np.ndarray | None:
+    """numpy's own correctly rounded casts where they equal ``quantize`` (RNE): binary32, fp16
+    (overflow to inf), saturating integers without fraction bits, and +-1 signs; else None."""
+    if np.isnan(x).any():
+        return None
+    if fmt in (_FP16, _FP32):
+        with np.errstate(over="ignore"):
+            return x.astype(np.float16 if fmt == _FP16 else np.float32).astype(np.float64)
+    if isinstance(fmt, BinaryFormat):
+        return np.where(x >= 0.0, 1.0, -1.0)
+    if isinstance(fmt, IntFormat) and fmt.fraction_bits == 0 and fmt.overflow == IntOverflow.SATURATE:
+        return np.clip(np.rint(x), fmt.qmin, fmt.qmax) + 0.0  # integers have no -0
+    return None
 
 
 def _broadcast_scale(s, shape, name: str, row: bool) -> np.ndarray:

@@ -35,7 +35,7 @@ def accumulator_kind(seq) -> tuple[int, tuple[int, ...]] | None:
     if ieee and (m, emin, emax) == (10, -14, 15):
         return 1, (0, 0, 0, 0, 0)
     ok = (m <= 21 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
-          and emin - m - 2 >= -149 and emax <= 126
+          and emin - m - 2 >= -149 and emax <= 127
           and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
     ovf = {Overflow.INFINITY: _F32_INF, Overflow.NAN: _F32_NAN}
     if not ok or fmt.overflow not in (Overflow.INFINITY, Overflow.NAN, Overflow.SATURATE):

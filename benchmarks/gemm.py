@@ -1,0 +1,86 @@
+"""GEMM datapath throughput, as ratios against native torch float32 matmul measured in this run.
+
+Usage: python benchmarks/gemm.py [--quick] [--repeat N]
+
+Each lowbit case times ``gemm(A, B, datapath)`` end to end (operand quantisation included),
+best of ``--repeat`` after one warm-up call (which compiles or loads the kernels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def _best(fn, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def cases():
+    from lowbit.emulator.datapath import (BinaryAccumulation, Chunked, Datapath,
+                                          IntegerAccumulation, Sequential)
+    s = Sequential
+    out = [
+        ("exact products, fp32 sequential", Datapath(a="fp16", b="fp16",
+                                                     accumulation=s(format="binary32"))),
+        ("fp16 operands, fp16 acc per MAC", Datapath(a="fp16", b="fp16",
+                                                     accumulation=s(format="fp16"))),
+        ("e4m3 operands, fp16 acc per MAC", Datapath(a="e4m3fn", b="e4m3fn",
+                                                     accumulation=s(format="fp16"))),
+        ("e4m3 operands, e4m3fn acc per MAC", Datapath(a="e4m3fn", b="e4m3fn",
+                                                       accumulation=s(format="e4m3fn"))),
+        ("fp16 operands, bf16 acc per MAC", Datapath(a="fp16", b="fp16",
+                                                     accumulation=s(format="bf16"))),
+        ("fp16 chunked c=64 (fp16 in, fp32 out)", Datapath(a="fp16", b="fp16", accumulation=Chunked(
+            chunk=64, inner=s(format="fp16"), outer=s(format="binary32")))),
+        ("int4 x int4 -> int32", Datapath(a="int4", b="int4", accumulation=IntegerAccumulation())),
+        ("binary XNOR-popcount", Datapath(a="binary", b="binary",
+                                          accumulation=BinaryAccumulation())),
+    ]
+    try:
+        from lowbit.accelerators.tensor_cores import tensor_core
+        out.append(("H100 FP8 fused (tensor_core)", tensor_core("H100", "e4m3fn")))
+    except Exception as e:  # another module; report and go on
+        print(f"(H100 FP8 fused model unavailable: {e})")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="only the 256x1024x256 shape")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    import numba
+    import torch
+    shapes = [(256, 1024, 256)] + ([] if args.quick else [(1024, 1024, 1024)])
+    from lowbit.emulator.gemm import gemm
+    print(f"threads: numba {numba.get_num_threads()}, torch {torch.get_num_threads()}")
+    print("mptorch float_mm: not installed here (not measured)")
+    for m, k, n in shapes:
+        rng = np.random.default_rng(0)
+        a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+        ta, tb = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+        macs = m * k * n
+        t_ref = _best(lambda: ta @ tb, args.repeat)
+        print(f"\nshape {m}x{k}x{n}: torch float32 matmul {macs / t_ref / 1e9:.1f} GMAC/s")
+        print(f"{'case':40} {'GMAC/s':>8} {'vs fp32':>8}")
+        for name, dp in cases():
+            x, y = a, b
+            if dp.a.name in ("int4",):
+                x, y = rng.integers(-8, 8, (m, k)), rng.integers(-8, 8, (k, n))
+            if dp.a.name == "binary":
+                x, y = np.sign(a) + (a == 0), np.sign(b) + (b == 0)
+            t = _best(lambda: gemm(x, y, dp), args.repeat)
+            print(f"{name:40} {macs / t / 1e9:8.2f} {t_ref / t:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
