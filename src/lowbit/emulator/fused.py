@@ -34,6 +34,7 @@ import numpy as np
 
 from ..formats import FloatFormat, InvalidArgument, Rounding, Specials, get_format
 from . import kernels_fused as K
+from . import kernels_fused_vec as KV
 
 __all__ = ["Alignment", "Pattern", "FusedAccumulation", "InvalidAccumulationError"]
 
@@ -183,9 +184,16 @@ class FusedAccumulation:
         bt = np.ascontiguousarray(b.T)
         vb, sb, eb, flags_b = self._split(bt, fb, 0, "b", transposed=True)
         out = np.empty(c.shape, dtype=np.float64)
-        kernel = K.gemm_fused if c.size * a.shape[1] >= _PARALLEL_MACS else K.gemm_fused_serial
-        over, flush, lost = kernel(va, sa, ea, vb, sb, eb, a, bt, c, flags_a, flags_b,
-                                   self.kernel_params(), out)
+        parallel = c.size * a.shape[1] >= _PARALLEL_MACS
+        if self.alignment == Alignment.TRUNCATE and self.carry_bits is None:  # the hardware path
+            kernel = KV.gemm_vec if parallel else KV.gemm_vec_serial
+            over, flush, lost = kernel(va, sa, ea, vb, sb, eb, np.ascontiguousarray(vb.T),
+                                       np.ascontiguousarray(eb.T), a, bt, c, flags_a, flags_b,
+                                       self.kernel_params(), int(counters is not None), out)
+        else:
+            kernel = K.gemm_fused if parallel else K.gemm_fused_serial
+            over, flush, lost = kernel(va, sa, ea, vb, sb, eb, a, bt, c, flags_a, flags_b,
+                                       self.kernel_params(), out)
         if counters is not None:
             counters[0] += over
             counters[2] += flush

@@ -1,0 +1,245 @@
+"""Vectorised kernels of the tensor-core block FMA: many outputs of one row at a time, bit-exact.
+
+Every output is a serial chain over K (a block's alignment depends on the previous rounded
+accumulator), so instead of walking one chain at a time these kernels hold the state of a strip
+of outputs ``(i, j0 .. j0 + n)`` in arrays (accumulator, block exponent maximum, scale, partial
+sum) and make every inner loop run over the strip, which LLVM vectorises. They cover the hardware
+path: truncating alignment and no carry limit, contiguous or interleaved blocks. B arrives as
+``[K, N]`` (values and exponents from :func:`~lowbit.emulator.kernels_fused.decompose`, then
+transposed), so a strip is contiguous. Per block and output (the model of ``kernels_fused``):
+
+1. ``E = max(E_c, max_t(e_a + e_b), min_exp)`` (zero operands carry ``ZERO_EXP``: never the max);
+2. ``S = trunc(c 2^(W - E)) + sum_t trunc(a_t b_t 2^(W - E))``: float64 integers below 2^53,
+   exact in any order (the float64 truncation trick of ``block_pair``);
+3. ``S 2^(E - W)`` rounded once (RZ or RNE, subnormals, overflow to +-inf) by scaling to the
+   result's quantum and ``llvm.trunc`` / ``llvm.rint``, written with selects.
+
+An accumulator that overflowed stays infinite and stops counting events, as in ``dot``. Outputs
+whose row or column holds a NaN or infinity, or whose ``c`` is not finite, are recomputed by the
+scalar path (:func:`~lowbit.emulator.kernels_fused.one`). Work items are (row, strip) pairs with
+integer event counts, so results and counts do not depend on the thread count or the strip width.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+
+from ._jit import bits_f64, f64_bits, jit, jit_parallel
+from .kernels_fused import FRAME_EMIN, INTERLEAVED, ZERO_EXP, _unary, add_rne, ftrunc, one
+
+#: llvm.rint: nearest even in the default floating-point environment, and it vectorises
+frint = _unary(types.float64, lambda b, x: b.call(
+    b.module.declare_intrinsic("llvm.rint", [ir.DoubleType()]), [x]))
+
+STRIP = 256  #: outputs per work item (any width gives the same results)
+_U52 = np.uint64(52)
+_EXP_MASK = np.uint64(0x7FF)
+
+
+@jit
+def block_vec(va, ea, vb, eb, i, k0, k1, j0, n, acc, prm, count, top, sc, s, nl, eo, ef, el):
+    """One block FMA ``acc[jj] <- round(sum_k a[i, k] b[k, j0 + jj] + acc[jj])`` for jj < n.
+
+    ``top``, ``sc``, ``s``, ``nl`` are scratch; ``eo``, ``ef``, ``el`` receive this block's
+    overflow, flush and lost-product counts per output (0 where ``acc`` was already infinite,
+    which then stays as it is); lost products are counted only if ``count``."""
+    width = prm.width
+    zero = np.int64(ZERO_EXP)
+    for jj in range(n):  # E_c: the accumulator in the binary32 frame, zero excluded
+        c = acc[jj]
+        ec = np.int64((f64_bits(c) >> _U52) & _EXP_MASK) - 1023
+        top[jj] = zero if c == 0.0 else max(ec, np.int64(FRAME_EMIN))
+    exponents(ea, eb, i, k0, k1, j0, n, top)
+    for jj in range(n):
+        t = max(top[jj], np.int64(prm.min_exp))
+        top[jj] = t
+        f = bits_f64(np.uint64(width - t + 1023) << _U52)
+        sc[jj] = f
+        s[jj] = ftrunc(acc[jj] * f)
+        nl[jj] = 0.0
+    k = k0
+    while k + 4 <= k1:
+        products4(va[i, k], va[i, k + 1], va[i, k + 2], va[i, k + 3], vb[k, j0:j0 + n],
+                  vb[k + 1, j0:j0 + n], vb[k + 2, j0:j0 + n], vb[k + 3, j0:j0 + n], n, sc, s,
+                  nl, count)
+        k += 4
+    for k in range(k, k1):
+        x = va[i, k]
+        vr = vb[k, j0:j0 + n]  # a 1-D slice: indices known >= 0, so the loop vectorises
+        for jj in range(n):
+            p = x * vr[jj]
+            y = ftrunc(p * sc[jj])
+            s[jj] += y
+            nl[jj] += 1.0 if (p != 0.0) & (y == 0.0) else 0.0
+    round_vec(n, acc, top, s, nl, prm, eo, ef, el)
+
+
+@jit
+def exponents(ea, eb, i, k0, k1, j0, n, top):
+    """``top[jj] = max(top[jj], ea[i, k] + eb[k, j0 + jj])`` over k0 <= k < k1 (zero operands
+    carry ``ZERO_EXP``: their sums stay below any ``min_exp``), four rows of B per pass."""
+    k = k0
+    while k + 4 <= k1:
+        x0, x1, x2, x3 = ea[i, k], ea[i, k + 1], ea[i, k + 2], ea[i, k + 3]
+        r0, r1 = eb[k, j0:j0 + n], eb[k + 1, j0:j0 + n]
+        r2, r3 = eb[k + 2, j0:j0 + n], eb[k + 3, j0:j0 + n]
+        for jj in range(n):
+            m = max(max(x0 + r0[jj], x1 + r1[jj]), max(x2 + r2[jj], x3 + r3[jj]))
+            top[jj] = max(top[jj], m)
+        k += 4
+    for k in range(k, k1):
+        x = ea[i, k]
+        r = eb[k, j0:j0 + n]
+        for jj in range(n):
+            top[jj] = max(top[jj], x + r[jj])
+
+
+@jit
+def products4(x0, x1, x2, x3, r0, r1, r2, r3, n, sc, s, nl, count):
+    """``s[jj] += sum_t trunc(x_t r_t[jj] sc[jj])`` for four rows of B (exact: integers below
+    2^53 in any order); ``nl[jj]`` counts the nonzero products truncated to zero if ``count``."""
+    if count:
+        for jj in range(n):
+            f = sc[jj]
+            p0, p1, p2, p3 = x0 * r0[jj], x1 * r1[jj], x2 * r2[jj], x3 * r3[jj]
+            y0, y1, y2, y3 = ftrunc(p0 * f), ftrunc(p1 * f), ftrunc(p2 * f), ftrunc(p3 * f)
+            s[jj] += (y0 + y1) + (y2 + y3)
+            nl[jj] += ((1.0 if (p0 != 0.0) & (y0 == 0.0) else 0.0)
+                       + (1.0 if (p1 != 0.0) & (y1 == 0.0) else 0.0)
+                       + (1.0 if (p2 != 0.0) & (y2 == 0.0) else 0.0)
+                       + (1.0 if (p3 != 0.0) & (y3 == 0.0) else 0.0))
+    else:
+        for jj in range(n):
+            f = sc[jj]
+            y0, y1 = ftrunc(x0 * r0[jj] * f), ftrunc(x1 * r1[jj] * f)
+            y2, y3 = ftrunc(x2 * r2[jj] * f), ftrunc(x3 * r3[jj] * f)
+            s[jj] += (y0 + y1) + (y2 + y3)
+
+
+@jit
+def round_vec(n, acc, top, s, nl, prm, eo, ef, el):
+    """``acc[jj] <- round(s[jj] 2^(top[jj] - W))`` where ``acc[jj]`` is finite (round_value)."""
+    width, p, emin, rne = prm.width, prm.p, prm.emin, prm.rne
+    tiny_ok = prm.subnormals != 0
+    big = bits_f64(np.uint64(prm.emax + 1 + 1023) << _U52)
+    for jj in range(n):
+        c = acc[jj]
+        fin = (c - c) == 0.0
+        v = s[jj] * bits_f64(np.uint64(top[jj] - width + 1023) << _U52)
+        e = np.int64((f64_bits(v) >> _U52) & _EXP_MASK) - 1023
+        q = max(e, emin) - p
+        y = v * bits_f64(np.uint64(1023 - q) << _U52)
+        m = frint(y) if rne else ftrunc(y)
+        r = m * bits_f64(np.uint64(q + 1023) << _U52)
+        nonzero = v != 0.0
+        neg = v < 0.0
+        tiny = (e < emin) & (not tiny_ok)
+        gone = (m == 0.0) | tiny
+        over = (abs(r) >= big) & (not gone)
+        r = (-0.0 if neg else 0.0) if tiny else r
+        r = (-np.inf if neg else np.inf) if over else r
+        r = r if nonzero else 0.0
+        acc[jj] = r if fin else c
+        eo[jj] = np.int64(over & fin)
+        ef[jj] = np.int64(gone & nonzero & fin)
+        el[jj] = np.int64(nl[jj]) if fin else 0
+
+
+@jit
+def strip(va, ea, vb, eb, c, i, j0, n, prm, count, out):
+    """Outputs ``(i, j0 .. j0 + n)`` of the hardware path: (overflows, flushes, lost) per output."""
+    kk = va.shape[1]
+    acc = np.empty(n)
+    for jj in range(n):
+        acc[jj] = c[i, j0 + jj]
+    top = np.empty(n, dtype=np.int64)
+    sc, s, nl = np.empty(n), np.empty(n), np.empty(n)
+    i64 = np.int64
+    eo, ef, el = np.empty(n, dtype=i64), np.empty(n, dtype=i64), np.empty(n, dtype=i64)
+    ov, fl, lo = np.zeros(n, dtype=i64), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64)
+    scratch = (top, sc, s, nl, eo, ef, el)
+    t = prm.terms
+    if prm.pattern == INTERLEAVED:
+        d = np.empty(n)
+        for k0 in range(0, kk, 2 * t):
+            d[:] = 0.0
+            block_vec(va, ea, vb, eb, i, k0, k0 + t, j0, n, d, prm, count, *scratch)
+            ho, hf, hl = eo.copy(), ef.copy(), el.copy()
+            block_vec(va, ea, vb, eb, i, k0 + t, k0 + 2 * t, j0, n, d, prm, count, *scratch)
+            for jj in range(n):
+                a = acc[jj]
+                if not ((a - a) == 0.0):
+                    continue  # stopped: the chain has overflowed
+                o = f = 0
+                if (d[jj] - d[jj]) == 0.0:
+                    r, o, f = add_rne(d[jj], a, prm)
+                    acc[jj] = r
+                else:
+                    acc[jj] = d[jj]
+                ov[jj] += ho[jj] + eo[jj] + o
+                fl[jj] += hf[jj] + ef[jj] + f
+                lo[jj] += hl[jj] + el[jj]
+    else:
+        for k0 in range(0, kk, t):
+            block_vec(va, ea, vb, eb, i, k0, min(k0 + t, kk), j0, n, acc, prm, count, *scratch)
+            for jj in range(n):
+                ov[jj] += eo[jj]
+                fl[jj] += ef[jj]
+                lo[jj] += el[jj]
+    for jj in range(n):
+        out[i, j0 + jj] = acc[jj]
+    return ov, fl, lo
+
+
+@jit
+def work_item(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count, out, idx):
+    """Work item ``idx``: one strip of one row, then its special outputs on the scalar path."""
+    n_out = bt.shape[0]
+    strips = (n_out + STRIP - 1) // STRIP
+    i = idx // strips
+    j0 = (idx - i * strips) * STRIP
+    n = min(STRIP, n_out - j0)
+    ov, fl, lo = strip(va, ea, vbk, ebk, c, i, j0, n, prm, count, out)
+    over = flush = lost = 0
+    for jj in range(n):
+        j = j0 + jj
+        if bad_a[i] == -2 or bad_b[j] == -2 or not ((c[i, j] - c[i, j]) == 0.0):
+            v, o, f, s = one(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, i, j, prm)
+            out[i, j] = v
+        else:
+            o, f, s = ov[jj], fl[jj], lo[jj]
+        over += o
+        flush += f
+        lost += s
+    return over, flush, lost
+
+
+@jit_parallel
+def gemm_vec(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count, out):
+    """The hardware path over all (row, strip) work items: (overflows, flushes, lost).
+    ``vb``/``eb``/``sb`` are ``[N, K]`` (scalar path), ``vbk``/``ebk`` the same as ``[K, N]``."""
+    over = flush = lost = 0
+    items = va.shape[0] * ((bt.shape[0] + STRIP - 1) // STRIP)
+    for idx in prange(items):
+        o, f, s = work_item(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count,
+                            out, idx)
+        over += o
+        flush += f
+        lost += s
+    return over, flush, lost
+
+
+@jit
+def gemm_vec_serial(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count, out):
+    """:func:`gemm_vec` on the calling thread (small problems: no thread start-up)."""
+    over = flush = lost = 0
+    items = va.shape[0] * ((bt.shape[0] + STRIP - 1) // STRIP)
+    for idx in range(items):
+        o, f, s = work_item(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count,
+                            out, idx)
+        over += o
+        flush += f
+        lost += s
+    return over, flush, lost
