@@ -98,6 +98,9 @@ class FloatFormat:
             raise InvalidFormatError(f"{self.name}: IEEE specials need mantissa_bits >= 1 to hold NaN")
         if s == Specials.FNUZ and not self.signed:
             raise InvalidFormatError(f"{self.name}: FNUZ puts NaN at the -0 code; it needs signed=True")
+        if s == Specials.FNUZ and not self.zero:
+            raise InvalidFormatError(f"{self.name}: FNUZ puts NaN at the -0 code, which a format "
+                                     "with zero=False uses for -min; set zero=True")
         if o in (Overflow.INFINITY, Overflow.SATURATE_KEEP_INF) and not self.has_inf:
             raise InvalidFormatError(f"{self.name}: overflow={o.name} needs infinities; "
                                      f"allowed for specials={s.name}: {self._allowed_overflow()}")
