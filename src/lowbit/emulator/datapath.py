@@ -317,8 +317,10 @@ class Datapath:
             if not (isinstance(a, BinaryFormat) and isinstance(b, BinaryFormat)):
                 raise DatapathError(f"BinaryAccumulation needs binary operands, got a={a.name}, "
                                     f"b={b.name}")
-        if isinstance(acc, (IntegerAccumulation, BinaryAccumulation)) and self.product.format:
-            raise DatapathError("Product.format: integer and binary products are exact")
+        if isinstance(acc, (IntegerAccumulation, BinaryAccumulation, Exact)) \
+                and self.product.format:
+            raise DatapathError("Product.format: integer, binary and Kulisch (Exact) products "
+                                "are exact; use Product()")
         (sa, la, ha), (sb, lb, hb) = _significand_range(a), _significand_range(b)
         if sa + sb > 53 or la + lb < -1074 or ha + hb > 1023:
             raise DatapathError(f"products of {a.name} x {b.name} are not exact in float64")
