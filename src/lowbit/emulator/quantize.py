@@ -32,7 +32,8 @@ def quantize(x, fmt: Format | str, rounding: Rounding | str = Rounding.NEAREST_E
         seed: key of the counter-based random stream for ``STOCHASTIC`` (``None``: fresh entropy).
             Element ``i`` uses the bits of index ``offset + i``, whatever the threads or chunking.
         random_bits: random bits per stochastic decision, 1..62 (8 is NVIDIA's ``cvt.rs``);
-            ``None`` uses 62, exact for every float32 input.
+            ``None`` uses 62: exact whenever at most 62 bits are dropped, else off by < 2^-62
+            in probability (see docs/rounding.md).
         overflow: replaces the format's :class:`~lowbit.Overflow` policy for this call
             (float formats only).
         offset: index of the first element in the random stream.
