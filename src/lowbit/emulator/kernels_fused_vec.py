@@ -33,7 +33,8 @@ from .kernels_fused import FRAME_EMIN, INTERLEAVED, ZERO_EXP, _unary, add_rne, f
 frint = _unary(types.float64, lambda b, x: b.call(
     b.module.declare_intrinsic("llvm.rint", [ir.DoubleType()]), [x]))
 
-STRIP = 256  #: outputs per work item (any width gives the same results)
+STRIP = 256  #: columns per work item (any tile shape gives the same results)
+ROWS = 4  #: rows per work item: they share each block of the B strip while it is in cache
 _U52 = np.uint64(52)
 _EXP_MASK = np.uint64(0x7FF)
 
@@ -46,14 +47,14 @@ def block_vec(va, ea, vb, eb, i, k0, k1, j0, n, acc, prm, count, top, sc, s, nl,
     overflow, flush and lost-product counts per output (0 where ``acc`` was already infinite,
     which then stays as it is); lost products are counted only if ``count``."""
     width = prm.width
-    zero = np.int64(ZERO_EXP)
+    zero = np.int32(ZERO_EXP)
     for jj in range(n):  # E_c: the accumulator in the binary32 frame, zero excluded
         c = acc[jj]
-        ec = np.int64((f64_bits(c) >> _U52) & _EXP_MASK) - 1023
-        top[jj] = zero if c == 0.0 else max(ec, np.int64(FRAME_EMIN))
+        ec = np.int32((f64_bits(c) >> _U52) & _EXP_MASK) - np.int32(1023)
+        top[jj] = zero if c == 0.0 else max(ec, np.int32(FRAME_EMIN))
     exponents(ea, eb, i, k0, k1, j0, n, top)
     for jj in range(n):
-        t = max(top[jj], np.int64(prm.min_exp))
+        t = max(np.int64(top[jj]), np.int64(prm.min_exp))
         top[jj] = t
         f = bits_f64(np.uint64(width - t + 1023) << _U52)
         sc[jj] = f
@@ -78,22 +79,24 @@ def block_vec(va, ea, vb, eb, i, k0, k1, j0, n, acc, prm, count, top, sc, s, nl,
 
 @jit
 def exponents(ea, eb, i, k0, k1, j0, n, top):
-    """``top[jj] = max(top[jj], ea[i, k] + eb[k, j0 + jj])`` over k0 <= k < k1 (zero operands
-    carry ``ZERO_EXP``: their sums stay below any ``min_exp``), four rows of B per pass."""
+    """``top[jj] = max(top[jj], ea[i, k] + eb[k, j0 + jj])`` over k0 <= k < k1, in int32 lanes
+    (zero operands carry ``ZERO_EXP``: their sums stay below any ``min_exp``)."""
+    i32 = np.int32
     k = k0
     while k + 4 <= k1:
         x0, x1, x2, x3 = ea[i, k], ea[i, k + 1], ea[i, k + 2], ea[i, k + 3]
         r0, r1 = eb[k, j0:j0 + n], eb[k + 1, j0:j0 + n]
         r2, r3 = eb[k + 2, j0:j0 + n], eb[k + 3, j0:j0 + n]
         for jj in range(n):
-            m = max(max(x0 + r0[jj], x1 + r1[jj]), max(x2 + r2[jj], x3 + r3[jj]))
-            top[jj] = max(top[jj], m)
+            m01 = max(i32(x0 + r0[jj]), i32(x1 + r1[jj]))
+            m23 = max(i32(x2 + r2[jj]), i32(x3 + r3[jj]))
+            top[jj] = max(top[jj], max(m01, m23))
         k += 4
     for k in range(k, k1):
         x = ea[i, k]
         r = eb[k, j0:j0 + n]
         for jj in range(n):
-            top[jj] = max(top[jj], x + r[jj])
+            top[jj] = max(top[jj], i32(x + r[jj]))
 
 
 @jit
@@ -148,81 +151,109 @@ def round_vec(n, acc, top, s, nl, prm, eo, ef, el):
 
 
 @jit
-def strip(va, ea, vb, eb, c, i, j0, n, prm, count, out):
-    """Outputs ``(i, j0 .. j0 + n)`` of the hardware path: (overflows, flushes, lost) per output."""
+def tile(va, ea, vb, eb, c, i0, rows, j0, n, prm, count, out):
+    """Outputs ``(i0 .. i0 + rows, j0 .. j0 + n)`` of the hardware path; returns the events
+    ``[3, rows, n]`` (overflows, flushes, lost). Blocks are the outer loop and rows the inner
+    one, so each block of the B strip is read from memory once per tile, not once per row."""
     kk = va.shape[1]
-    acc = np.empty(n)
-    for jj in range(n):
-        acc[jj] = c[i, j0 + jj]
-    top = np.empty(n, dtype=np.int64)
-    sc, s, nl = np.empty(n), np.empty(n), np.empty(n)
+    acc = np.empty((rows, n))
+    for r in range(rows):
+        for jj in range(n):
+            acc[r, jj] = c[i0 + r, j0 + jj]
     i64 = np.int64
+    events = np.zeros((3, rows, n), dtype=i64)
     eo, ef, el = np.empty(n, dtype=i64), np.empty(n, dtype=i64), np.empty(n, dtype=i64)
-    ov, fl, lo = np.zeros(n, dtype=i64), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64)
-    scratch = (top, sc, s, nl, eo, ef, el)
+    scratch = (np.empty(n, dtype=np.int32), np.empty(n), np.empty(n), np.empty(n), eo, ef, el)
     t = prm.terms
     if prm.pattern == INTERLEAVED:
         d = np.empty(n)
         for k0 in range(0, kk, 2 * t):
-            d[:] = 0.0
-            block_vec(va, ea, vb, eb, i, k0, k0 + t, j0, n, d, prm, count, *scratch)
-            ho, hf, hl = eo.copy(), ef.copy(), el.copy()
-            block_vec(va, ea, vb, eb, i, k0 + t, k0 + 2 * t, j0, n, d, prm, count, *scratch)
-            for jj in range(n):
-                a = acc[jj]
-                if not ((a - a) == 0.0):
-                    continue  # stopped: the chain has overflowed
-                o = f = 0
-                if (d[jj] - d[jj]) == 0.0:
-                    r, o, f = add_rne(d[jj], a, prm)
-                    acc[jj] = r
-                else:
-                    acc[jj] = d[jj]
-                ov[jj] += ho[jj] + eo[jj] + o
-                fl[jj] += hf[jj] + ef[jj] + f
-                lo[jj] += hl[jj] + el[jj]
+            for r in range(rows):
+                d[:] = 0.0
+                block_vec(va, ea, vb, eb, i0 + r, k0, k0 + t, j0, n, d, prm, count, *scratch)
+                ho, hf, hl = eo.copy(), ef.copy(), el.copy()
+                block_vec(va, ea, vb, eb, i0 + r, k0 + t, k0 + 2 * t, j0, n, d, prm, count,
+                          *scratch)
+                for jj in range(n):
+                    ho[jj] += eo[jj]
+                    hf[jj] += ef[jj]
+                    hl[jj] += el[jj]
+                add_block(n, d, acc[r], prm, ho, hf, hl, events[0, r], events[1, r],
+                          events[2, r])
     else:
         for k0 in range(0, kk, t):
-            block_vec(va, ea, vb, eb, i, k0, min(k0 + t, kk), j0, n, acc, prm, count, *scratch)
-            for jj in range(n):
-                ov[jj] += eo[jj]
-                fl[jj] += ef[jj]
-                lo[jj] += el[jj]
+            for r in range(rows):
+                block_vec(va, ea, vb, eb, i0 + r, k0, min(k0 + t, kk), j0, n, acc[r], prm, count,
+                          *scratch)
+                ov, fl, lo = events[0, r], events[1, r], events[2, r]
+                for jj in range(n):
+                    ov[jj] += eo[jj]
+                    fl[jj] += ef[jj]
+                    lo[jj] += el[jj]
+    for r in range(rows):
+        for jj in range(n):
+            out[i0 + r, j0 + jj] = acc[r, jj]
+    return events
+
+
+@jit
+def add_block(n, d, acc, prm, ho, hf, hl, ov, fl, lo):
+    """Interleaved pattern: ``acc <- RNE(d + acc)`` (one rounding) where ``acc`` is finite, and
+    the block's events ``ho``, ``hf``, ``hl`` counted; an overflowed chain stays as it is."""
     for jj in range(n):
-        out[i, j0 + jj] = acc[jj]
-    return ov, fl, lo
+        a = acc[jj]
+        if not ((a - a) == 0.0):
+            continue  # stopped: the chain has overflowed
+        o = f = 0
+        if (d[jj] - d[jj]) == 0.0:
+            r, o, f = add_rne(d[jj], a, prm)
+            acc[jj] = r
+        else:
+            acc[jj] = d[jj]
+        ov[jj] += ho[jj] + o
+        fl[jj] += hf[jj] + f
+        lo[jj] += hl[jj]
 
 
 @jit
 def work_item(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count, out, idx):
-    """Work item ``idx``: one strip of one row, then its special outputs on the scalar path."""
-    n_out = bt.shape[0]
+    """Work item ``idx``: one tile of ROWS x STRIP outputs, then its special outputs (a NaN or
+    infinity in their row, column or ``c``) on the scalar path. (overflows, flushes, lost)."""
+    m, n_out = c.shape
     strips = (n_out + STRIP - 1) // STRIP
-    i = idx // strips
-    j0 = (idx - i * strips) * STRIP
-    n = min(STRIP, n_out - j0)
-    ov, fl, lo = strip(va, ea, vbk, ebk, c, i, j0, n, prm, count, out)
+    g = idx // strips
+    i0, j0 = g * ROWS, (idx - g * strips) * STRIP
+    rows, n = min(ROWS, m - i0), min(STRIP, n_out - j0)
+    ev = tile(va, ea, vbk, ebk, c, i0, rows, j0, n, prm, count, out)
     over = flush = lost = 0
-    for jj in range(n):
-        j = j0 + jj
-        if bad_a[i] == -2 or bad_b[j] == -2 or not ((c[i, j] - c[i, j]) == 0.0):
-            v, o, f, s = one(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, i, j, prm)
-            out[i, j] = v
-        else:
-            o, f, s = ov[jj], fl[jj], lo[jj]
-        over += o
-        flush += f
-        lost += s
+    for r in range(rows):
+        i = i0 + r
+        for jj in range(n):
+            j = j0 + jj
+            if bad_a[i] == -2 or bad_b[j] == -2 or not ((c[i, j] - c[i, j]) == 0.0):
+                v, o, f, s = one(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, i, j, prm)
+                out[i, j] = v
+            else:
+                o, f, s = ev[0, r, jj], ev[1, r, jj], ev[2, r, jj]
+            over += o
+            flush += f
+            lost += s
     return over, flush, lost
+
+
+@jit
+def items(c):
+    """Number of work items (tiles) of an output ``c``."""
+    m, n = c.shape
+    return ((m + ROWS - 1) // ROWS) * ((n + STRIP - 1) // STRIP)
 
 
 @jit_parallel
 def gemm_vec(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count, out):
-    """The hardware path over all (row, strip) work items: (overflows, flushes, lost).
+    """The hardware path over all tiles: (overflows, flushes, lost).
     ``vb``/``eb``/``sb`` are ``[N, K]`` (scalar path), ``vbk``/``ebk`` the same as ``[K, N]``."""
     over = flush = lost = 0
-    items = va.shape[0] * ((bt.shape[0] + STRIP - 1) // STRIP)
-    for idx in prange(items):
+    for idx in prange(items(c)):
         o, f, s = work_item(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count,
                             out, idx)
         over += o
@@ -235,8 +266,7 @@ def gemm_vec(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, coun
 def gemm_vec_serial(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count, out):
     """:func:`gemm_vec` on the calling thread (small problems: no thread start-up)."""
     over = flush = lost = 0
-    items = va.shape[0] * ((bt.shape[0] + STRIP - 1) // STRIP)
-    for idx in range(items):
+    for idx in range(items(c)):
         o, f, s = work_item(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count,
                             out, idx)
         over += o
