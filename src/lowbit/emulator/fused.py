@@ -179,18 +179,19 @@ class FusedAccumulation:
         if self.pattern == Pattern.INTERLEAVED:
             a, b = _interleave(a, b, self.terms)
         fa, fb = self.operand_formats
-        shift = self.width - fa.mantissa_bits - fb.mantissa_bits
-        va, sa, ea, flags_a = self._split(a, fa, max(shift, 0), "a", transposed=False)
-        bt = np.ascontiguousarray(b.T)
-        vb, sb, eb, flags_b = self._split(bt, fb, 0, "b", transposed=True)
         out = np.empty(c.shape, dtype=np.float64)
         parallel = c.size * a.shape[1] >= _PARALLEL_MACS
         if self.alignment == Alignment.TRUNCATE and self.carry_bits is None:  # the hardware path
+            va, ea, flags_a = self._split_fast(a, fa, "a", columns=False)
+            vb, eb, flags_b = self._split_fast(b, fb, "b", columns=True)
             kernel = KV.gemm_vec if parallel else KV.gemm_vec_serial
-            over, flush, lost = kernel(va, sa, ea, vb, sb, eb, np.ascontiguousarray(vb.T),
-                                       np.ascontiguousarray(eb.T), a, bt, c, flags_a, flags_b,
+            over, flush, lost = kernel(va, ea, vb, eb, a, b, c, flags_a, flags_b,
                                        self.kernel_params(), int(counters is not None), out)
         else:
+            shift = self.width - fa.mantissa_bits - fb.mantissa_bits
+            va, sa, ea, flags_a = self._split(a, fa, max(shift, 0), "a", transposed=False)
+            bt = np.ascontiguousarray(b.T)
+            vb, sb, eb, flags_b = self._split(bt, fb, 0, "b", transposed=True)
             kernel = K.gemm_fused if parallel else K.gemm_fused_serial
             over, flush, lost = kernel(va, sa, ea, vb, sb, eb, a, bt, c, flags_a, flags_b,
                                        self.kernel_params(), out)
@@ -206,6 +207,18 @@ class FusedAccumulation:
                 return c.astype(np.float32).astype(np.float64)
         from .quantize import quantize
         return np.asarray(quantize(c, self.output, Rounding.NEAREST_EVEN), dtype=np.float64)
+
+    def _split_fast(self, x: np.ndarray, fmt: FloatFormat, name: str, columns: bool):
+        """Values, int32 exponents and flags (per row, or per column if ``columns``) for the
+        vectorised kernels; anything unusual goes through :meth:`_split` (which reports it)."""
+        val = np.empty(x.shape, dtype=np.float64)
+        exp = np.empty(x.shape, dtype=np.int32)
+        emin, emax = fmt.binary_exponent_range
+        if KV.split(x, emin, emax, fmt.mantissa_bits, float(fmt.max),
+                    int(self.input_subnormals), val, exp):
+            rows = np.ascontiguousarray(x.T) if columns else x
+            return val, exp, self._split(rows, fmt, 0, name, transposed=columns)[3]
+        return val, exp, np.full(x.shape[1] if columns else x.shape[0], -1, dtype=np.int64)
 
     def _split(self, x: np.ndarray, fmt: FloatFormat, pre: int, name: str, transposed: bool):
         rows, cols = x.shape

@@ -1,12 +1,12 @@
-"""Vectorised kernels of the tensor-core block FMA: many outputs of one row at a time, bit-exact.
+"""Vectorised kernels of the tensor-core block FMA: tiles of outputs at a time, bit-exact.
 
 Every output is a serial chain over K (a block's alignment depends on the previous rounded
 accumulator), so instead of walking one chain at a time these kernels hold the state of a strip
 of outputs ``(i, j0 .. j0 + n)`` in arrays (accumulator, block exponent maximum, scale, partial
 sum) and make every inner loop run over the strip, which LLVM vectorises. They cover the hardware
-path: truncating alignment and no carry limit, contiguous or interleaved blocks. B arrives as
-``[K, N]`` (values and exponents from :func:`~lowbit.emulator.kernels_fused.decompose`, then
-transposed), so a strip is contiguous. Per block and output (the model of ``kernels_fused``):
+path: truncating alignment and no carry limit, contiguous or interleaved blocks. Operands are
+split once by :func:`split` (values and int32 exponents); B stays ``[K, N]``, so a strip of
+columns is contiguous. Per block and output (the model of ``kernels_fused``):
 
 1. ``E = max(E_c, max_t(e_a + e_b), min_exp)`` (zero operands carry ``ZERO_EXP``: never the max);
 2. ``S = trunc(c 2^(W - E)) + sum_t trunc(a_t b_t 2^(W - E))``: float64 integers below 2^53,
@@ -16,8 +16,8 @@ transposed), so a strip is contiguous. Per block and output (the model of ``kern
 
 An accumulator that overflowed stays infinite and stops counting events, as in ``dot``. Outputs
 whose row or column holds a NaN or infinity, or whose ``c`` is not finite, are recomputed by the
-scalar path (:func:`~lowbit.emulator.kernels_fused.one`). Work items are (row, strip) pairs with
-integer event counts, so results and counts do not depend on the thread count or the strip width.
+IEEE rule of ``kernels_fused.special``. Work items are tiles of outputs with integer event
+counts, so results and counts do not depend on the thread count or the tile shape.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from llvmlite import ir
 from numba import prange, types
 
 from ._jit import bits_f64, f64_bits, jit, jit_parallel
-from .kernels_fused import FRAME_EMIN, INTERLEAVED, ZERO_EXP, _unary, add_rne, ftrunc, one
+from .kernels_fused import FRAME_EMIN, INTERLEAVED, ZERO_EXP, _unary, add_rne, ftrunc
 
 #: llvm.rint: nearest even in the default floating-point environment, and it vectorises
 frint = _unary(types.float64, lambda b, x: b.call(
@@ -216,28 +216,42 @@ def add_block(n, d, acc, prm, ho, hf, hl, ov, fl, lo):
 
 
 @jit
-def work_item(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count, out, idx):
+def special(a, b, i, j, c):
+    """``kernels_fused.special`` with B as ``[K, N]``: NaN > mixed infinities > infinity."""
+    nan = not (c == c)
+    pos = c == np.inf
+    neg = c == -np.inf
+    for k in range(a.shape[1]):
+        p = a[i, k] * b[k, j]
+        nan |= not (p == p)
+        pos |= p == np.inf
+        neg |= p == -np.inf
+    if nan or (pos and neg):
+        return np.nan
+    return np.inf if pos else (-np.inf if neg else 0.0)
+
+
+@jit
+def work_item(va, ea, vb, eb, a, b, c, bad_a, bad_b, prm, count, out, idx):
     """Work item ``idx``: one tile of ROWS x STRIP outputs, then its special outputs (a NaN or
-    infinity in their row, column or ``c``) on the scalar path. (overflows, flushes, lost)."""
+    infinity in their row, column or ``c``: no events). Returns (overflows, flushes, lost)."""
     m, n_out = c.shape
     strips = (n_out + STRIP - 1) // STRIP
     g = idx // strips
     i0, j0 = g * ROWS, (idx - g * strips) * STRIP
     rows, n = min(ROWS, m - i0), min(STRIP, n_out - j0)
-    ev = tile(va, ea, vbk, ebk, c, i0, rows, j0, n, prm, count, out)
+    ev = tile(va, ea, vb, eb, c, i0, rows, j0, n, prm, count, out)
     over = flush = lost = 0
     for r in range(rows):
         i = i0 + r
         for jj in range(n):
             j = j0 + jj
             if bad_a[i] == -2 or bad_b[j] == -2 or not ((c[i, j] - c[i, j]) == 0.0):
-                v, o, f, s = one(va, sa, ea, vb, sb, eb, a, bt, c, bad_a, bad_b, i, j, prm)
-                out[i, j] = v
+                out[i, j] = special(a, b, i, j, c[i, j])
             else:
-                o, f, s = ev[0, r, jj], ev[1, r, jj], ev[2, r, jj]
-            over += o
-            flush += f
-            lost += s
+                over += ev[0, r, jj]
+                flush += ev[1, r, jj]
+                lost += ev[2, r, jj]
     return over, flush, lost
 
 
@@ -249,13 +263,13 @@ def items(c):
 
 
 @jit_parallel
-def gemm_vec(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count, out):
-    """The hardware path over all tiles: (overflows, flushes, lost).
-    ``vb``/``eb``/``sb`` are ``[N, K]`` (scalar path), ``vbk``/``ebk`` the same as ``[K, N]``."""
+def gemm_vec(va, ea, vb, eb, a, b, c, bad_a, bad_b, prm, count, out):
+    """``out`` = the hardware path over all tiles; (overflows, flushes, lost). ``va``, ``ea``,
+    ``a`` are ``[M, K]``; ``vb``, ``eb``, ``b`` are ``[K, N]``; ``bad_a`` / ``bad_b`` are -2 for
+    a row of A / column of B holding a NaN or infinity (from :func:`split` / ``decompose``)."""
     over = flush = lost = 0
     for idx in prange(items(c)):
-        o, f, s = work_item(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count,
-                            out, idx)
+        o, f, s = work_item(va, ea, vb, eb, a, b, c, bad_a, bad_b, prm, count, out, idx)
         over += o
         flush += f
         lost += s
@@ -263,13 +277,35 @@ def gemm_vec(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, coun
 
 
 @jit
-def gemm_vec_serial(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count, out):
+def gemm_vec_serial(va, ea, vb, eb, a, b, c, bad_a, bad_b, prm, count, out):
     """:func:`gemm_vec` on the calling thread (small problems: no thread start-up)."""
     over = flush = lost = 0
     for idx in range(items(c)):
-        o, f, s = work_item(va, sa, ea, vb, sb, eb, vbk, ebk, a, bt, c, bad_a, bad_b, prm, count,
-                            out, idx)
+        o, f, s = work_item(va, ea, vb, eb, a, b, c, bad_a, bad_b, prm, count, out, idx)
         over += o
         flush += f
         lost += s
     return over, flush, lost
+
+
+@jit
+def split(x, emin, emax, mant, maxval, subnormals, val, exp):
+    """``val``, ``exp`` of ``kernels_fused.decompose`` for a whole matrix (any layout), without
+    significands or per-row flags: returns how many elements are NaN, infinite or not values
+    of the format (the caller then runs ``decompose`` to find and report them)."""
+    rows, cols = x.shape
+    problems = 0
+    for r in range(rows):
+        for k in range(cols):
+            v = x[r, k]
+            a = abs(v)
+            ok = a <= maxval
+            e = max(np.int64((f64_bits(a) >> _U52) & _EXP_MASK) - 1023, np.int64(emin))
+            sc = a * bits_f64(np.uint64(mant - e + 1023) << _U52)
+            exact = ftrunc(sc) == sc
+            problems += np.int64((not ok) | ((a != 0.0) & ((not exact) | (e > emax))))
+            flush = (e == emin) & (sc < (1 << mant)) & (subnormals == 0)
+            zero = (not ok) | (a == 0.0) | flush
+            val[r, k] = 0.0 if zero else v
+            exp[r, k] = np.int32(ZERO_EXP) if zero else np.int32(e)
+    return problems
