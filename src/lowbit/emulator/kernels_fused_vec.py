@@ -40,18 +40,13 @@ _EXP_MASK = np.uint64(0x7FF)
 
 
 @jit
-def block_vec(va, ea, vb, eb, i, k0, k1, j0, n, acc, prm, count, top, sc, s, nl, eo, ef, el):
+def block_vec(va, ea, vb, eb, i, k0, k1, j0, n, acc, top, prm, count, sc, s, nl, ov, fl, lo):
     """One block FMA ``acc[jj] <- round(sum_k a[i, k] b[k, j0 + jj] + acc[jj])`` for jj < n.
 
-    ``top``, ``sc``, ``s``, ``nl`` are scratch; ``eo``, ``ef``, ``el`` receive this block's
-    overflow, flush and lost-product counts per output (0 where ``acc`` was already infinite,
-    which then stays as it is); lost products are counted only if ``count``."""
+    ``top`` holds ``E_c`` of ``acc`` on entry and on exit (:func:`exponent_c`); ``sc``, ``s``,
+    ``nl`` are scratch. If ``count``, the block's overflows, flushes and lost products are added
+    to ``ov``, ``fl``, ``lo`` (nothing where ``acc`` was already infinite: it stays as it is)."""
     width = prm.width
-    zero = np.int32(ZERO_EXP)
-    for jj in range(n):  # E_c: the accumulator in the binary32 frame, zero excluded
-        c = acc[jj]
-        ec = np.int32((f64_bits(c) >> _U52) & _EXP_MASK) - np.int32(1023)
-        top[jj] = zero if c == 0.0 else max(ec, np.int32(FRAME_EMIN))
     exponents(ea, eb, i, k0, k1, j0, n, top)
     for jj in range(n):
         t = max(np.int64(top[jj]), np.int64(prm.min_exp))
@@ -59,7 +54,7 @@ def block_vec(va, ea, vb, eb, i, k0, k1, j0, n, acc, prm, count, top, sc, s, nl,
         f = bits_f64(np.uint64(width - t + 1023) << _U52)
         sc[jj] = f
         s[jj] = ftrunc(acc[jj] * f)
-        nl[jj] = 0.0
+        nl[jj] = 0
     k = k0
     while k + 4 <= k1:
         products4(va[i, k], va[i, k + 1], va[i, k + 2], va[i, k + 3], vb[k, j0:j0 + n],
@@ -73,8 +68,17 @@ def block_vec(va, ea, vb, eb, i, k0, k1, j0, n, acc, prm, count, top, sc, s, nl,
             p = x * vr[jj]
             y = ftrunc(p * sc[jj])
             s[jj] += y
-            nl[jj] += 1.0 if (p != 0.0) & (y == 0.0) else 0.0
-    round_vec(n, acc, top, s, nl, prm, eo, ef, el)
+            nl[jj] += (p != 0.0) & (y == 0.0)
+    round_vec(n, acc, top, s, nl, prm, count, ov, fl, lo)
+
+
+@jit
+def exponent_c(n, acc, top):
+    """``top[jj] = E_c`` of ``acc[jj]``: its exponent in the binary32 frame, ``ZERO_EXP`` for 0."""
+    for jj in range(n):
+        c = acc[jj]
+        ec = np.int32((f64_bits(c) >> _U52) & _EXP_MASK) - np.int32(1023)
+        top[jj] = np.int32(ZERO_EXP) if c == 0.0 else max(ec, np.int32(FRAME_EMIN))
 
 
 @jit
@@ -109,10 +113,8 @@ def products4(x0, x1, x2, x3, r0, r1, r2, r3, n, sc, s, nl, count):
             p0, p1, p2, p3 = x0 * r0[jj], x1 * r1[jj], x2 * r2[jj], x3 * r3[jj]
             y0, y1, y2, y3 = ftrunc(p0 * f), ftrunc(p1 * f), ftrunc(p2 * f), ftrunc(p3 * f)
             s[jj] += (y0 + y1) + (y2 + y3)
-            nl[jj] += ((1.0 if (p0 != 0.0) & (y0 == 0.0) else 0.0)
-                       + (1.0 if (p1 != 0.0) & (y1 == 0.0) else 0.0)
-                       + (1.0 if (p2 != 0.0) & (y2 == 0.0) else 0.0)
-                       + (1.0 if (p3 != 0.0) & (y3 == 0.0) else 0.0))
+            nl[jj] += (np.int64((p0 != 0.0) & (y0 == 0.0)) + np.int64((p1 != 0.0) & (y1 == 0.0))
+                       + np.int64((p2 != 0.0) & (y2 == 0.0)) + np.int64((p3 != 0.0) & (y3 == 0.0)))
     else:
         for jj in range(n):
             f = sc[jj]
@@ -122,8 +124,9 @@ def products4(x0, x1, x2, x3, r0, r1, r2, r3, n, sc, s, nl, count):
 
 
 @jit
-def round_vec(n, acc, top, s, nl, prm, eo, ef, el):
-    """``acc[jj] <- round(s[jj] 2^(top[jj] - W))`` where ``acc[jj]`` is finite (round_value)."""
+def round_vec(n, acc, top, s, nl, prm, count, ov, fl, lo):
+    """``acc[jj] <- round(s[jj] 2^(top[jj] - W))`` where ``acc[jj]`` is finite (as
+    ``kernels_fused.round_value``), then ``top[jj] <- E_c(acc[jj])``; events as ``block_vec``."""
     width, p, emin, rne = prm.width, prm.p, prm.emin, prm.rne
     tiny_ok = prm.subnormals != 0
     big = bits_f64(np.uint64(prm.emax + 1 + 1023) << _U52)
@@ -143,53 +146,48 @@ def round_vec(n, acc, top, s, nl, prm, eo, ef, el):
         over = (abs(r) >= big) & (not gone)
         r = (-0.0 if neg else 0.0) if tiny else r
         r = (-np.inf if neg else np.inf) if over else r
-        r = r if nonzero else 0.0
-        acc[jj] = r if fin else c
-        eo[jj] = np.int64(over & fin)
-        ef[jj] = np.int64(gone & nonzero & fin)
-        el[jj] = np.int64(nl[jj]) if fin else 0
+        r = (r if nonzero else 0.0) if fin else c
+        acc[jj] = r
+        er = np.int64((f64_bits(r) >> _U52) & _EXP_MASK) - 1023
+        top[jj] = np.int32(ZERO_EXP if r == 0.0 else max(er, FRAME_EMIN))
+        ov[jj] += np.int64(over & fin)  # (unconditional: a branch here stops vectorisation)
+        fl[jj] += np.int64(gone & nonzero & fin)
+        lo[jj] += nl[jj] if fin else 0
 
 
 @jit
 def tile(va, ea, vb, eb, c, i0, rows, j0, n, prm, count, out):
     """Outputs ``(i0 .. i0 + rows, j0 .. j0 + n)`` of the hardware path; returns the events
-    ``[3, rows, n]`` (overflows, flushes, lost). Blocks are the outer loop and rows the inner
-    one, so each block of the B strip is read from memory once per tile, not once per row."""
+    ``[3, rows, n]`` (overflows, flushes, lost; zeros unless ``count``). Blocks are the outer
+    loop and rows the inner one, so each block of the B strip is read once per tile."""
     kk = va.shape[1]
     acc = np.empty((rows, n))
+    top = np.empty((rows, n), dtype=np.int32)
     for r in range(rows):
         for jj in range(n):
             acc[r, jj] = c[i0 + r, j0 + jj]
-    i64 = np.int64
-    events = np.zeros((3, rows, n), dtype=i64)
-    eo, ef, el = np.empty(n, dtype=i64), np.empty(n, dtype=i64), np.empty(n, dtype=i64)
-    scratch = (np.empty(n, dtype=np.int32), np.empty(n), np.empty(n), np.empty(n), eo, ef, el)
+        exponent_c(n, acc[r], top[r])
+    events = np.zeros((3, rows, n), dtype=np.int64)
+    scratch = (np.empty(n), np.empty(n), np.empty(n, dtype=np.int64))
     t = prm.terms
     if prm.pattern == INTERLEAVED:
-        d = np.empty(n)
+        d, td = np.empty(n), np.empty(n, dtype=np.int32)
+        held = np.empty((3, n), dtype=np.int64)
         for k0 in range(0, kk, 2 * t):
             for r in range(rows):
                 d[:] = 0.0
-                block_vec(va, ea, vb, eb, i0 + r, k0, k0 + t, j0, n, d, prm, count, *scratch)
-                ho, hf, hl = eo.copy(), ef.copy(), el.copy()
-                block_vec(va, ea, vb, eb, i0 + r, k0 + t, k0 + 2 * t, j0, n, d, prm, count,
-                          *scratch)
-                for jj in range(n):
-                    ho[jj] += eo[jj]
-                    hf[jj] += ef[jj]
-                    hl[jj] += el[jj]
-                add_block(n, d, acc[r], prm, ho, hf, hl, events[0, r], events[1, r],
-                          events[2, r])
+                td[:] = ZERO_EXP
+                held[:] = 0
+                block_vec(va, ea, vb, eb, i0 + r, k0, k0 + t, j0, n, d, td, prm, count,
+                          *scratch, held[0], held[1], held[2])
+                block_vec(va, ea, vb, eb, i0 + r, k0 + t, k0 + 2 * t, j0, n, d, td, prm, count,
+                          *scratch, held[0], held[1], held[2])
+                add_block(n, d, acc[r], prm, held, events[0, r], events[1, r], events[2, r])
     else:
         for k0 in range(0, kk, t):
             for r in range(rows):
-                block_vec(va, ea, vb, eb, i0 + r, k0, min(k0 + t, kk), j0, n, acc[r], prm, count,
-                          *scratch)
-                ov, fl, lo = events[0, r], events[1, r], events[2, r]
-                for jj in range(n):
-                    ov[jj] += eo[jj]
-                    fl[jj] += ef[jj]
-                    lo[jj] += el[jj]
+                block_vec(va, ea, vb, eb, i0 + r, k0, min(k0 + t, kk), j0, n, acc[r], top[r],
+                          prm, count, *scratch, events[0, r], events[1, r], events[2, r])
     for r in range(rows):
         for jj in range(n):
             out[i0 + r, j0 + jj] = acc[r, jj]
@@ -197,9 +195,9 @@ def tile(va, ea, vb, eb, c, i0, rows, j0, n, prm, count, out):
 
 
 @jit
-def add_block(n, d, acc, prm, ho, hf, hl, ov, fl, lo):
+def add_block(n, d, acc, prm, held, ov, fl, lo):
     """Interleaved pattern: ``acc <- RNE(d + acc)`` (one rounding) where ``acc`` is finite, and
-    the block's events ``ho``, ``hf``, ``hl`` counted; an overflowed chain stays as it is."""
+    the block's events ``held`` counted; an overflowed chain stays as it is."""
     for jj in range(n):
         a = acc[jj]
         if not ((a - a) == 0.0):
@@ -210,9 +208,9 @@ def add_block(n, d, acc, prm, ho, hf, hl, ov, fl, lo):
             acc[jj] = r
         else:
             acc[jj] = d[jj]
-        ov[jj] += ho[jj] + o
-        fl[jj] += hf[jj] + f
-        lo[jj] += hl[jj]
+        ov[jj] += held[0, jj] + o
+        fl[jj] += held[1, jj] + f
+        lo[jj] += held[2, jj]
 
 
 @jit
