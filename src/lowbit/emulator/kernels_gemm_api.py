@@ -1,8 +1,12 @@
 """Chooses and prepares the fast float32 kernels of ``kernels_gemm_fast`` (or declines).
 
 A fast kernel runs only where it is provably the same arithmetic as the generic one: every
-product exact in float32, every accumulator format RNE and either binary32, fp16, or a signed
-IEEE/FN-style format with subnormals whose values and round-to-odd resolution fit float32.
+product exact in float32, and every accumulator step either RNE to binary32, fp16, or a signed
+IEEE/FN-style format with subnormals whose values and round-to-odd resolution fit float32, or
+(kind 3) any deterministic non-RNE mode to such a format with at most 22 mantissa bits whose sums
+cannot overflow float32. The round-to-odd fix makes the float32 sum carry the exact sum's sign
+and sticky bit, so rounding it once more (to at most 22 bits, 21 for round-to-nearest) equals
+rounding the exact sum (see ``kernels_gemm_tile``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import struct
 import numpy as np
 
 from ..formats import FloatFormat, Overflow, Rounding, Specials
+from .quantize import _f32_params
 
 __all__ = ["fast_run", "accumulator_kind"]
 
@@ -23,35 +28,55 @@ def _f32_bits(v: float) -> int:
 
 
 def accumulator_kind(seq) -> tuple[int, tuple[int, ...]] | None:
-    """(kind, kind-2 parameters) of a Sequential for the fast kernel, or None."""
+    """(kind, parameters) of a Sequential step for the fast kernels, or None (generic path)."""
     fmt: FloatFormat = seq.format
-    if seq.rounding != Rounding.NEAREST_EVEN or fmt.radix != 2 or fmt.exponent_shift:
+    if fmt.radix != 2 or fmt.exponent_shift:
         return None
     emin, emax = fmt.binary_exponent_range
     m = fmt.mantissa_bits
     ieee = fmt.specials == Specials.IEEE and fmt.overflow == Overflow.INFINITY and fmt.subnormals
+    like_f32 = (m <= 21 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
+                and emin - m - 2 >= -149 and emax <= 127
+                and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
+    if seq.rounding != Rounding.NEAREST_EVEN:
+        return _kind3(seq, fmt, m, emin, emax)
     if ieee and (m, emin, emax) == (23, -126, 127):
-        return 0, (0, 0, 0, 0, 0)
+        return 0, (0,) * 9
     if ieee and (m, emin, emax) == (10, -14, 15):
-        return 1, (0, 0, 0, 0, 0)
-    ok = (m <= 21 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
-          and emin - m - 2 >= -149 and emax <= 127
-          and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
+        return 1, (0,) * 9
     ovf = {Overflow.INFINITY: _F32_INF, Overflow.NAN: _F32_NAN}
-    if not ok or fmt.overflow not in (Overflow.INFINITY, Overflow.NAN, Overflow.SATURATE):
+    if not like_f32 or fmt.overflow not in (Overflow.INFINITY, Overflow.NAN, Overflow.SATURATE):
         return None
     maxbits = _f32_bits(float(fmt.max))
     params = (23 - m, _f32_bits(float(fmt.min_normal)), maxbits, ovf.get(fmt.overflow, maxbits),
-              _f32_bits(2.0 ** (emin - m + 23)))
+              _f32_bits(2.0 ** (emin - m + 23)), 0, 0, 0, 0)
     return 2, params
 
 
-def _products_exact_f32(operands) -> bool:
+_KIND3_MODES = (Rounding.NEAREST_AWAY, Rounding.TOWARD_ZERO, Rounding.UP, Rounding.DOWN,
+                Rounding.TO_ODD)
+
+
+def _kind3(seq, fmt, m, emin, emax):
+    """Deterministic non-RNE modes through ``llvm_round.ROUNDERS``: the format must leave float32
+    two bits below its finest quantum (one for directed modes), and ``emax <= 125`` keeps every
+    sum of two accumulator values or products finite in float32."""
+    if seq.rounding not in _KIND3_MODES:
+        return None
+    spare = 2 if seq.rounding == Rounding.NEAREST_AWAY else 1
+    ok = (m + spare <= 23 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
+          and emin - m - 2 >= -149 and emax <= 125
+          and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
+    return (3, tuple(int(v) for v in _f32_params(fmt, seq.rounding))) if ok else None
+
+
+def _product_top(operands) -> int | None:
+    """Binary exponent bounding every product (``|p| < 2^top``) if all are exact in float32."""
     from .datapath import _significand_range
     if operands is None:
-        return False
+        return None
     (sa, la, ha), (sb, lb, hb) = (_significand_range(f) for f in operands)
-    return sa + sb <= 24 and la + lb >= -149 and ha + hb <= 127
+    return ha + hb if sa + sb <= 24 and la + lb >= -149 and ha + hb <= 127 else None
 
 
 def _needs_twosum(operands, fmt: FloatFormat) -> bool:
@@ -66,19 +91,23 @@ def _needs_twosum(operands, fmt: FloatFormat) -> bool:
 
 def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     """Run the fast kernel into ``out`` and return True, or return False (nothing done)."""
-    if not _products_exact_f32(operands):
+    top = _product_top(operands)
+    if top is None:
         return False
     kin = accumulator_kind(inner)
-    kout = accumulator_kind(outer) if outer is not None else (0, (0, 0, 0, 0, 0))
+    kout = accumulator_kind(outer) if outer is not None else (0, (0,) * 9)
     if kin is None or kout is None:
         return False
-    from .kernels_gemm_fast import RB, fast_kernel
-    m = a.shape[0]
-    m4 = -(-m // RB) * RB
-    a32 = np.zeros((m4, a.shape[1]), np.float32)
-    a32[:m] = a
+    inner_emax = inner.format.binary_exponent_range[1]
+    if (kin[0] == 3 and top > 125) or (kout[0] == 3 and inner_emax > 125):
+        return False  # a float32 sum could overflow: the generic kernel
+    from .kernels_gemm_tile import tile_kernel
+    twosum = int(kin[0] == 3 or _needs_twosum(operands, inner.format))
+    step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
+    step_out = (kout[0], 1 if kout[0] else 0, int(outer.rounding) if outer is not None else 0)
+    a32 = np.ascontiguousarray(a, dtype=np.float32)
     b32 = np.ascontiguousarray(b, dtype=np.float32)
     cc = c if c is not None else np.zeros((1, 1))
-    fast_kernel(a32, b32, cc, out, int(c is not None), kin[0], kin[1], kout[0], kout[1],
-                int(chunk or 0), int(_needs_twosum(operands, inner.format)))
+    tile_kernel(step_in, step_out)(a32, b32, cc, out, int(c is not None), kin[1], kout[1],
+                                   int(chunk or 0))
     return True

@@ -1,0 +1,97 @@
+"""The column-vectorised fast GEMM kernels against the generic kernel and exact Fractions.
+
+``gemm(..., counters=True)`` always takes the generic float64 kernel (itself replayed against
+Fractions in test_gemm_oracle), so comparing it with a plain call checks the fast kernels bit for
+bit on shapes that cross their row and column tiles, in every deterministic mode.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from lowbit.emulator.datapath import Chunked, Datapath, Sequential
+from lowbit.emulator.gemm import gemm
+from lowbit.emulator.kernels_gemm_api import accumulator_kind
+from lowbit.formats import FORMATS, Rounding
+
+R = Rounding
+DETERMINISTIC = [R.NEAREST_EVEN, R.NEAREST_AWAY, R.TOWARD_ZERO, R.UP, R.DOWN, R.TO_ODD]
+
+
+def _operands(name, shape, rng):
+    """Values of ``name`` with many cancellations, ties and tiny/large magnitudes."""
+    vals = FORMATS[name].values()
+    vals = vals[np.isfinite(vals)]
+    big = rng.choice(vals, size=shape)
+    small = rng.integers(-3, 4, size=shape).astype(np.float64)
+    return np.where(rng.random(shape) < 0.3, small, np.clip(big, -300.0, 300.0))
+
+
+def _same(x, y):
+    return np.array_equal(x, y, equal_nan=True) and np.array_equal(np.signbit(x), np.signbit(y))
+
+
+CASES = ([("fp16", "fp16", mode) for mode in DETERMINISTIC]
+         + [("e4m3fn", "fp16", R.NEAREST_EVEN), ("fp16", "bf16", R.NEAREST_EVEN),
+            ("e4m3fn", "e4m3fn", R.NEAREST_EVEN), ("e5m2", "e5m2", R.TOWARD_ZERO),
+            ("e4m3fn", "e4m3fn", R.NEAREST_AWAY), ("fp16", "binary32", R.NEAREST_EVEN)])
+
+
+@pytest.mark.parametrize("ops,acc,mode", CASES)
+def test_fast_equals_generic(ops, acc, mode):
+    rng = np.random.default_rng(hash((ops, acc, int(mode))) % 2**32)
+    m, k, n = 6, 70, 131  # crosses the 4-row and 128-column tiles
+    a, b = _operands(ops, (m, k), rng), _operands(ops, (k, n), rng)
+    c = _operands(acc if acc != "binary32" else "bf16", (m, n), rng)
+    accums = [Sequential(format=acc, rounding=mode)]
+    if mode in (R.TOWARD_ZERO, R.TO_ODD) or ops == "e4m3fn" and acc == "fp16":
+        accums.append(Chunked(chunk=9, inner=accums[0], outer=Sequential(format="fp16",
+                                                                      rounding=R.UP)))
+    for accum in accums:
+        dp = Datapath(a=ops, b=ops, accumulation=accum)
+        fast = gemm(a, b, dp, C=c)
+        slow, _ = gemm(a, b, dp, C=c, counters=True)
+        assert _same(fast, slow), (ops, acc, mode, accum)
+
+
+def test_kind_selection():
+    assert accumulator_kind(Sequential(format="fp16"))[0] == 1
+    assert accumulator_kind(Sequential(format="bf16"))[0] == 2
+    assert accumulator_kind(Sequential(format="fp16", rounding=R.TOWARD_ZERO))[0] == 3
+    assert accumulator_kind(Sequential(format="bf16", rounding=R.UP)) is None  # emax 127
+    assert accumulator_kind(Sequential(format="binary32", rounding=R.DOWN)) is None
+    assert accumulator_kind(Sequential(format="fp16", rounding=R.STOCHASTIC)) is None
+
+
+@pytest.mark.parametrize("mode", DETERMINISTIC)
+def test_float32_midpoint_pin(mode):
+    """float32 ``acc + p`` lands on an fp16 midpoint although the exact sum does not."""
+    x, y = 1808 / 1024, 1160 / 1024
+    p = Fraction(x) * Fraction(y)
+    for acc0 in (2048.0, -2048.0, 1.0, 3.0, -6.0):
+        a = np.array([[1.0, x]])
+        b = np.array([[acc0], [y]])
+        dp = Datapath(a="fp16", b="fp16", accumulation=Sequential(format="fp16", rounding=mode))
+        got = gemm(a, b, dp)[0, 0]
+        want = _round_fp16(Fraction(acc0) + p, mode)
+        assert got == want, (acc0, mode, got, want)
+
+
+def _round_fp16(v: Fraction, mode) -> float:
+    """fp16 rounding of a normal-range Fraction (no overflow in these pins)."""
+    e = 0
+    while abs(v) >= 2 ** (e + 1):
+        e += 1
+    while abs(v) < 2 ** e:
+        e -= 1
+    q = Fraction(2) ** (e - 10)
+    lo = (v / q).__floor__()
+    rem = v / q - lo
+    up = {R.NEAREST_EVEN: rem > Fraction(1, 2) or (rem == Fraction(1, 2) and lo % 2 == 1),
+          R.NEAREST_AWAY: rem > Fraction(1, 2) or (rem == Fraction(1, 2) and v > 0),
+          R.TOWARD_ZERO: rem != 0 and v < 0, R.UP: rem != 0, R.DOWN: False,
+          R.TO_ODD: rem != 0 and lo % 2 == 0}[mode]
+    return float((lo + int(up)) * q)
