@@ -95,3 +95,23 @@ def _round_fp16(v: Fraction, mode) -> float:
           R.TOWARD_ZERO: rem != 0 and v < 0, R.UP: rem != 0, R.DOWN: False,
           R.TO_ODD: rem != 0 and lo % 2 == 0}[mode]
     return float((lo + int(up)) * q)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_xnor_popcount_equals_integer_matmul(parallel, monkeypatch):
+    from lowbit.emulator import kernels_gemm_xnor
+    from lowbit.emulator.datapath import BinaryAccumulation
+    if parallel:
+        monkeypatch.setattr(kernels_gemm_xnor, "PARALLEL_MIN", 0)
+    rng = np.random.default_rng(5)
+    for m, k, n in [(5, 130, 67), (1, 64, 1), (3, 1, 2), (9, 200, 129)]:
+        a = rng.choice([-1.0, 1.0], size=(m, k))
+        b = rng.choice([-1.0, 1.0], size=(k, n))
+        c = rng.integers(-5, 5, size=(m, n)).astype(np.float64)
+        dp = Datapath(a="binary", b="binary", accumulation=BinaryAccumulation())
+        want = a.astype(np.int64) @ b.astype(np.int64) + c.astype(np.int64)
+        assert np.array_equal(gemm(a, b, dp, C=c), want.astype(np.float64))
+        bad = b.copy()
+        bad[k - 1, n - 1] = 0.5
+        with pytest.raises(ValueError, match="b: binary accumulation"):
+            dp.accumulation.run(a, bad, None)

@@ -176,14 +176,14 @@ def run_integer(a, b, c, counters, rec):
 
 
 def run_binary(a, b, c, counters):
-    from .kernels_accumulate_exact import pack_signs, xnor_kernel
+    from .kernels_gemm_xnor import pack_cols, pack_rows, xnor_gemm
     a, b, c = check_operands(a, b, c)
-    for name, x in (("a", a), ("b", b)):
-        if x.size and not np.all(np.abs(x) == 1.0):
+    (pa, bad_a), (pb, bad_b) = pack_rows(a), pack_cols(b)
+    for name, bad in (("a", bad_a), ("b", bad_b)):
+        if bad:
             raise ValueError(f"{name}: binary accumulation takes +-1 values only")
-    pa, pb = pack(a, pack_signs), pack(np.ascontiguousarray(b.T), pack_signs)
     out = np.empty((a.shape[0], b.shape[1]))
-    xnor_kernel(pa, pb, a.shape[1], c if c is not None else _EMPTY2, out, int(c is not None))
+    xnor_gemm(pa, pb, a.shape[1], c if c is not None else _EMPTY2, out, int(c is not None))
     return out
 
 
