@@ -34,7 +34,7 @@ frint = _unary(types.float64, lambda b, x: b.call(
     b.module.declare_intrinsic("llvm.rint", [ir.DoubleType()]), [x]))
 
 STRIP = 256  #: columns per work item (any tile shape gives the same results)
-ROWS = 4  #: rows per work item: they share each block of the B strip while it is in cache
+ROWS = 8  #: rows per work item: they share each block of the B strip while it is in cache
 _U52 = np.uint64(52)
 _EXP_MASK = np.uint64(0x7FF)
 
@@ -259,9 +259,9 @@ def work_item(va, ea, vb, eb, a, b, c, bad_a, bad_b, prm, count, out, idx):
     """Work item ``idx``: one tile of ROWS x STRIP outputs, then its special outputs (a NaN or
     infinity in their row, column or ``c``: no events). Returns (overflows, flushes, lost)."""
     m, n_out = c.shape
-    strips = (n_out + STRIP - 1) // STRIP
-    g = idx // strips
-    i0, j0 = g * ROWS, (idx - g * strips) * STRIP
+    groups = (m + ROWS - 1) // ROWS  # row groups vary fastest: neighbours share their B strip
+    strip = idx // groups
+    i0, j0 = (idx - strip * groups) * ROWS, strip * STRIP
     rows, n = min(ROWS, m - i0), min(STRIP, n_out - j0)
     ev = tile(va, ea, vb, eb, c, i0, rows, j0, n, prm, count, out)
     over = flush = lost = 0
