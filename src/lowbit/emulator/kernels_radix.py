@@ -9,9 +9,9 @@ import numpy as np
 from numba import prange
 
 from ._jit import f64_bits, jit_force_inline, jit_parallel
-from .kernels_float import (DOWN, NAN, NEAREST_AWAY, NEAREST_EVEN, SATURATE, SATURATE_KEEP_INF,
-                            STOCHASTIC, TO_ODD, TOWARD_ZERO, U0, UP, pow2)
-from .kernels_table import signed_result
+from .kernels_float import (DOWN, NAN, SATURATE, SATURATE_KEEP_INF, STOCHASTIC, TOWARD_ZERO, U0,
+                            UP, pow2)
+from .kernels_table import away_from_lo, signed_result
 from .rng import counter_bits
 
 
@@ -30,21 +30,7 @@ def radix4_round(x, shift, kmin, kmax, p, mode, rnd, nbits):
     lo = 0.0 if under else pow2(shift + 2 * kk)
     hi = pow2(shift + 2 * kmin) if under else 4.0 * lo
     lo_odd = not under  # zero is even; a mantissa-less normal value is the implicit 1 (odd)
-    inexact = (a != lo) & (a != np.inf)
-    if mode == NEAREST_EVEN or mode == NEAREST_AWAY:
-        mid = 0.5 * (lo + hi)
-        away = inexact & ((a > mid) | ((a == mid) & ((mode == NEAREST_AWAY) | lo_odd)))
-    elif mode == UP:
-        away = inexact & (not neg)
-    elif mode == DOWN:
-        away = inexact & neg
-    elif mode == TO_ODD:
-        away = inexact & (not lo_odd)
-    elif mode == STOCHASTIC:
-        t = np.uint64(np.floor((a - lo) / (hi - lo) * 2.0 ** nbits))
-        away = inexact & (t + (rnd >> np.uint64(64 - nbits)) >= (np.uint64(1) << np.uint64(nbits)))
-    else:
-        away = False
+    away = away_from_lo(a, lo, hi, lo_odd, neg, mode, rnd, nbits)
     away = away | over_range | (a == np.inf)
     if x != x:
         return x, np.int64(p[5] if p[5] >= 0 else -2)

@@ -19,6 +19,26 @@ from .rng import counter_bits
 
 
 @jit_force_inline
+def away_from_lo(a, lo, hi, lo_odd, neg, mode, rnd, nbits):
+    """Whether magnitude ``a`` in [lo, hi) rounds to ``hi`` (P3109 RoundAway). Bitwise ``&``/``|``
+    rather than ``and``/``or``: short-circuits are branches, which random data mispredict."""
+    inexact = (a != lo) & (a != np.inf)
+    if mode == NEAREST_EVEN or mode == NEAREST_AWAY:
+        mid = 0.5 * (lo + hi)
+        return inexact & ((a > mid) | ((a == mid) & ((mode == NEAREST_AWAY) | lo_odd)))
+    if mode == UP:
+        return inexact & (not neg)
+    if mode == DOWN:
+        return inexact & neg
+    if mode == TO_ODD:
+        return inexact & (not lo_odd)
+    if mode == STOCHASTIC:  # gap fraction in float64: exact for float32 inputs (docs/rounding.md)
+        t = np.uint64(np.floor((a - lo) / (hi - lo) * 2.0 ** nbits))
+        return inexact & (t + (rnd >> np.uint64(64 - nbits)) >= (np.uint64(1) << np.uint64(nbits)))
+    return False
+
+
+@jit_force_inline
 def table_round(x, mags, codes, p, mode, rnd, nbits):
     """Returns (value, code) of x rounded onto the table; code < 0 when the format has no code
     for the result (-2 NaN, -3 infinity)."""
@@ -49,28 +69,9 @@ def table_round(x, mags, codes, p, mode, rnd, nbits):
     else:
         lo = mags[j]
         hi = mags[j + 1]
-        # parity of lo's integer significand: zero even, a mantissa-less normal value odd.
-        # Bitwise & and | rather than `and`/`or`: short-circuits are branches, and random
-        # data mispredict them.
+        # parity of lo's integer significand: zero even, a mantissa-less normal value odd
         lo_odd = (lo != 0.0) & ((p[1] == 0) | ((codes[j] & 1) == 1))
-        inexact = (a != lo) & (a != np.inf)
-        if mode == NEAREST_EVEN or mode == NEAREST_AWAY:
-            mid_v = 0.5 * (lo + hi)
-            tie_away = (mode == NEAREST_AWAY) | lo_odd
-            away = inexact & ((a > mid_v) | ((a == mid_v) & tie_away))
-        elif mode == UP:
-            away = inexact & (not neg)
-        elif mode == DOWN:
-            away = inexact & neg
-        elif mode == TO_ODD:
-            away = inexact & (not lo_odd)
-        elif mode == STOCHASTIC:
-            nu = (a - lo) / (hi - lo)
-            t = np.uint64(np.floor(nu * 2.0 ** nbits))
-            away = inexact & (t + (rnd >> np.uint64(64 - nbits))
-                              >= (np.uint64(1) << np.uint64(nbits)))
-        else:
-            away = False
+        away = away_from_lo(a, lo, hi, lo_odd, neg, mode, rnd, nbits)
         away = away | (a == np.inf) | (a >= hi)  # at or past the sentinel: overflow, as radix 2
     if away and j == top:  # overflow
         tz = mode == TOWARD_ZERO or (mode == DOWN and not neg) or (mode == UP and neg)
