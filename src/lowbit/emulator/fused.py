@@ -214,8 +214,8 @@ class FusedAccumulation:
         val = np.empty(x.shape, dtype=np.float64)
         exp = np.empty(x.shape, dtype=np.int32)
         emin, emax = fmt.binary_exponent_range
-        if KV.split(x, emin, emax, fmt.mantissa_bits, float(fmt.max),
-                    int(self.input_subnormals), val, exp):
+        if KV.split(x, emin, emax, fmt.mantissa_bits, float(fmt.max), int(self.input_subnormals),
+                    val, exp):
             rows = np.ascontiguousarray(x.T) if columns else x
             return val, exp, self._split(rows, fmt, 0, name, transposed=columns)[3]
         return val, exp, np.full(x.shape[1] if columns else x.shape[0], -1, dtype=np.int64)

@@ -312,23 +312,31 @@ def gemm_vec_serial(va, ea, vb, eb, a, b, c, bad_a, bad_b, prm, count, out):
 
 
 @jit
-def split(x, emin, emax, mant, maxval, subnormals, val, exp):
-    """``val``, ``exp`` of ``kernels_fused.decompose`` for a whole matrix (any layout), without
-    significands or per-row flags: returns how many elements are NaN, infinite or not values
-    of the format (the caller then runs ``decompose`` to find and report them)."""
-    rows, cols = x.shape
+def split_row(x, r, emin, emax, mant, maxval, subnormals, val, exp):
+    """Row ``r`` of :func:`split`: ``val``, ``exp`` as ``kernels_fused.decompose`` makes them
+    (without significands); returns how many elements are NaN, infinite or not values of the
+    format (the caller then runs ``decompose`` to find and report them)."""
     problems = 0
-    for r in range(rows):
-        for k in range(cols):
-            v = x[r, k]
-            a = abs(v)
-            ok = a <= maxval
-            e = max(np.int64((f64_bits(a) >> _U52) & _EXP_MASK) - 1023, np.int64(emin))
-            sc = a * bits_f64(np.uint64(mant - e + 1023) << _U52)
-            exact = ftrunc(sc) == sc
-            problems += np.int64((not ok) | ((a != 0.0) & ((not exact) | (e > emax))))
-            flush = (e == emin) & (sc < (1 << mant)) & (subnormals == 0)
-            zero = (not ok) | (a == 0.0) | flush
-            val[r, k] = 0.0 if zero else v
-            exp[r, k] = np.int32(ZERO_EXP) if zero else np.int32(e)
+    for k in range(x.shape[1]):
+        v = x[r, k]
+        a = abs(v)
+        ok = a <= maxval
+        e = max(np.int64((f64_bits(a) >> _U52) & _EXP_MASK) - 1023, np.int64(emin))
+        sc = a * bits_f64(np.uint64(mant - e + 1023) << _U52)
+        exact = ftrunc(sc) == sc
+        problems += np.int64((not ok) | ((a != 0.0) & ((not exact) | (e > emax))))
+        flush = (e == emin) & (sc < (1 << mant)) & (subnormals == 0)
+        zero = (not ok) | (a == 0.0) | flush
+        val[r, k] = 0.0 if zero else v
+        exp[r, k] = np.int32(ZERO_EXP) if zero else np.int32(e)
     return problems
+
+
+@jit
+def split(x, emin, emax, mant, maxval, subnormals, val, exp):
+    """:func:`split_row` over every row: the number of elements to report."""
+    problems = 0
+    for r in range(x.shape[0]):
+        problems += split_row(x, r, emin, emax, mant, maxval, subnormals, val, exp)
+    return problems
+
