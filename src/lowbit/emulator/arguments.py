@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..formats import FloatFormat, Format, InvalidArgument, Overflow, Rounding, get_format
+from ..formats import FloatFormat, Format, InvalidArgument, Overflow, Rounding
 
 __all__ = ["as_float_array", "check_rounding", "check_random_bits", "check_out", "check_offset",
            "resolve_overflow", "output_dtype"]
