@@ -27,6 +27,7 @@ def _best(fn, repeat: int) -> float:
 def cases():
     from lowbit.emulator.datapath import (BinaryAccumulation, Chunked, Datapath,
                                           IntegerAccumulation, Sequential)
+    from lowbit.formats import Rounding
     s = Sequential
     out = [
         ("exact products, fp32 sequential", Datapath(a="fp16", b="fp16",
@@ -39,6 +40,10 @@ def cases():
                                                        accumulation=s(format="e4m3fn"))),
         ("fp16 operands, bf16 acc per MAC", Datapath(a="fp16", b="fp16",
                                                      accumulation=s(format="bf16"))),
+        ("fp16 operands, fp16 acc toward zero", Datapath(a="fp16", b="fp16", accumulation=s(
+            format="fp16", rounding=Rounding.TOWARD_ZERO))),
+        ("e4m3 operands, e5m2 acc round-to-odd", Datapath(a="e4m3fn", b="e4m3fn", accumulation=s(
+            format="e5m2", rounding=Rounding.TO_ODD))),
         ("fp16 chunked c=64 (fp16 in, fp32 out)", Datapath(a="fp16", b="fp16", accumulation=Chunked(
             chunk=64, inner=s(format="fp16"), outer=s(format="binary32")))),
         ("int4 x int4 -> int32", Datapath(a="int4", b="int4", accumulation=IntegerAccumulation())),
