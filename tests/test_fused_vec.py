@@ -53,10 +53,10 @@ def _check(acc, A, B, C):
     assert _same(acc.run(A, B, C), got)  # the counter-free loop gives the same values
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(PRESETS), ids="-".join)
 def test_presets_across_strips_match_the_scalar_kernel(name):
     preset = PRESETS[name]
-    rng = np.random.default_rng(sum(map(ord, name)))
+    rng = np.random.default_rng(sum(map(ord, "".join(name))))
     checked = 0
     for out_fmt, sub, spread in itertools.product(["binary32", "fp16"], [True, False], [2, 12]):
         try:
