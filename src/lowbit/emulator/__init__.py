@@ -13,20 +13,15 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-# --- GEMM datapaths (appended; lazy, so importing lowbit.emulator compiles nothing) ---------
-_GEMM_NAMES = {
-    **dict.fromkeys(["Datapath", "OperandMode", "Product", "Sequential", "Chunked", "Promoted",
-                     "Exact", "IntegerAccumulation", "BinaryAccumulation", "Scaling",
-                     "DatapathError"], ".datapath"),
-    "Counters": ".counters", "gemm": ".gemm", "dot": ".gemm", "matmul": ".gemm",
-    "conv2d": ".conv",
-}
-__all__ += list(_GEMM_NAMES)
-_getattr_before_gemm = __getattr__
+# GEMM datapaths. Imported eagerly (nothing compiles at import): the module ``gemm`` and the
+# function ``gemm`` share a name, and a lazy attribute would be replaced by the module object the
+# first time anything imports ``lowbit.emulator.gemm``.
+from .counters import Counters  # noqa: E402
+from .datapath import (BinaryAccumulation, Chunked, Datapath, DatapathError, Exact,  # noqa: E402
+                       IntegerAccumulation, OperandMode, Product, Promoted, Scaling, Sequential)
+from .gemm import dot, gemm, matmul  # noqa: E402
+from .conv import conv2d  # noqa: E402
 
-
-def __getattr__(name):  # noqa: F811
-    if name in _GEMM_NAMES:
-        import importlib
-        return getattr(importlib.import_module(_GEMM_NAMES[name], __name__), name)
-    return _getattr_before_gemm(name)
+__all__ += ["Datapath", "OperandMode", "Product", "Sequential", "Chunked", "Promoted", "Exact",
+            "IntegerAccumulation", "BinaryAccumulation", "Scaling", "DatapathError", "Counters",
+            "gemm", "dot", "matmul", "conv2d"]
