@@ -115,3 +115,45 @@ def test_xnor_popcount_equals_integer_matmul(parallel, monkeypatch):
         bad[k - 1, n - 1] = 0.5
         with pytest.raises(ValueError, match="b: binary accumulation"):
             dp.accumulation.run(a, bad, None)
+
+
+def _ro24(v: Fraction) -> float:
+    """float32 round-to-odd of a Fraction in the normal range (or exact)."""
+    if v == 0:
+        return 0.0
+    mag, e = abs(v), 0
+    while mag >= 2 ** (e + 1):
+        e += 1
+    while mag < 2 ** e:
+        e -= 1
+    q = Fraction(2) ** (e - 23)
+    units = mag / q
+    n = units.__floor__()
+    if n != units and n % 2 == 0:
+        n += 1
+    return float(n * q) * (1.0 if v > 0 else -1.0)
+
+
+def test_add_odd_f32_is_round_to_odd():
+    from numba import njit
+
+    from lowbit.emulator.kernels_gemm_fast import add_odd_f32
+
+    @njit
+    def run(x, y, out):
+        for i in range(x.size):
+            out[i] = add_odd_f32(x[i], y[i])
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    x = (rng.standard_normal(n) * 2.0 ** rng.integers(-40, 40, n)).astype(np.float32)
+    y = (rng.standard_normal(n) * 2.0 ** rng.integers(-40, 40, n)).astype(np.float32)
+    y[:200] = -x[:200] * np.float32(1 + 2.0 ** -20)  # cancellations
+    y[200:300] = 0.0
+    x[300:400] = -0.0
+    out = np.empty(n, np.float32)
+    run(x, y, out)
+    for i in range(n):
+        want = _ro24(Fraction(float(x[i])) + Fraction(float(y[i])))
+        assert out[i] == want, (x[i], y[i], out[i], want)
+    assert np.signbit(out[300:400]).tolist() == np.signbit(y[300:400]).tolist()

@@ -29,17 +29,17 @@ def _c(v: int) -> ir.Constant:
 
 
 def _odd_sum(builder, acc, p):
-    """float32 ``acc + p`` rounded to odd (IR): TwoSum, then nudge an inexact even result."""
+    """float32 ``acc + p`` rounded to odd (IR): TwoSum, then, when the sum was inexact, its
+    truncation toward zero (one unit less in magnitude if the error points inward: the bit
+    pattern minus one) with the last bit set."""
     s = builder.fadd(acc, p)
     bp = builder.fsub(s, acc)
     err = builder.fadd(builder.fsub(acc, builder.fsub(s, bp)), builder.fsub(p, bp))
     sb = builder.bitcast(s, _I32)
-    inexact = builder.fcmp_ordered("one", err, ir.Constant(_F32, 0.0))
-    even = builder.icmp_unsigned("==", builder.and_(sb, _c(1)), _c(0))
-    same = builder.icmp_signed(">=", builder.xor(builder.bitcast(err, _I32), sb), _c(0))
-    delta = builder.select(same, _c(1), _c(-1))
-    fix = builder.and_(inexact, even)
-    return builder.add(sb, builder.select(fix, delta, _c(0)))
+    inexact = builder.sext(builder.fcmp_ordered("one", err, ir.Constant(_F32, 0.0)), _I32)
+    inward = builder.ashr(builder.xor(builder.bitcast(err, _I32), sb), _c(31))
+    rz = builder.add(sb, builder.and_(inward, inexact))
+    return builder.or_(rz, builder.and_(inexact, _c(1)))
 
 
 @intrinsic
