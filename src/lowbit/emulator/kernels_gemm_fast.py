@@ -18,7 +18,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["add_odd_f32", "round_f16", "round_bits_f32"]
+__all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir"]
 
 _I32 = ir.IntType(32)
 _F32 = ir.FloatType()
@@ -77,20 +77,55 @@ def round_bits_f32(typingctx, x, sh, minnorm, maxbits, ovf, magic):
         return None
 
     def codegen(context, builder, sig, args):
-        x, sh, minnorm, maxbits, ovf, magic = args
-        b = builder.bitcast(x, _I32)
-        sign = builder.and_(b, _c(0x80000000))
-        a = builder.and_(b, _c(0x7FFFFFFF))
-        unit = builder.shl(_c(1), sh)
-        half_m1 = builder.sub(builder.lshr(unit, _c(1)), _c(1))
-        lsb = builder.and_(builder.lshr(a, sh), _c(1))
-        r = builder.and_(builder.add(builder.add(a, half_m1), lsb), builder.not_(
-            builder.sub(unit, _c(1))))
-        ax = builder.bitcast(a, _F32)
-        sub = builder.bitcast(builder.fsub(builder.fadd(ax, magic), magic), _I32)
-        r = builder.select(builder.icmp_unsigned("<", a, minnorm), sub, r)
-        r = builder.select(builder.icmp_unsigned(">", r, maxbits), ovf, r)
-        r = builder.select(builder.icmp_unsigned(">", a, _c(0x7F800000)), _c(0x7FC00000), r)
-        return builder.bitcast(builder.or_(r, sign), _F32)
+        return round_bits_ir(builder, *args)
 
     return types.float32(types.float32, i32, i32, i32, i32, types.float32), codegen
+
+
+def round_bits_ir(builder, x, sh, minnorm, maxbits, ovf, magic):
+    """IR of ``round_bits_f32`` (i32 parameters, float ``magic``)."""
+    b = builder.bitcast(x, _I32)
+    sign = builder.and_(b, _c(0x80000000))
+    a = builder.and_(b, _c(0x7FFFFFFF))
+    unit = builder.shl(_c(1), sh)
+    half_m1 = builder.sub(builder.lshr(unit, _c(1)), _c(1))
+    lsb = builder.and_(builder.lshr(a, sh), _c(1))
+    r = builder.and_(builder.add(builder.add(a, half_m1), lsb), builder.not_(
+        builder.sub(unit, _c(1))))
+    ax = builder.bitcast(a, _F32)
+    sub = builder.bitcast(builder.fsub(builder.fadd(ax, magic), magic), _I32)
+    r = builder.select(builder.icmp_unsigned("<", a, minnorm), sub, r)
+    r = builder.select(builder.icmp_unsigned(">", r, maxbits), ovf, r)
+    r = builder.select(builder.icmp_unsigned(">", a, _c(0x7F800000)), _c(0x7FC00000), r)
+    return builder.bitcast(builder.or_(r, sign), _F32)
+
+
+def step_ir(builder, kind: int, twosum: int, mode: int, acc, p, g):
+    """IR of one accumulation step ``round(acc + p)`` (see ``kernels_gemm_tile``); ``g`` the
+    list of nine i32 format parameters."""
+    from .llvm_round import _emit
+    s = builder.bitcast(_odd_sum(builder, acc, p), _F32) if twosum else builder.fadd(acc, p)
+    if kind == 0:
+        return s
+    if kind == 1:
+        return builder.fpext(builder.fptrunc(s, ir.HalfType()), _F32)
+    if kind == 2:
+        return round_bits_ir(builder, s, g[0], g[1], g[2], g[3], builder.bitcast(g[4], _F32))
+    return _emit(builder, mode, s, *g)
+
+
+def make_step(kind: int, twosum: int, mode: int):
+    """``step(acc, p, g) -> float32`` as one intrinsic for constant (kind, twosum, mode); ``g`` a
+    tuple of nine int64 format parameters."""
+    @intrinsic
+    def step(typingctx, acc, p, g):
+        if acc != types.float32 or p != types.float32 or not isinstance(g, types.UniTuple):
+            return None
+
+        def codegen(context, builder, sig, args):
+            gv = [builder.trunc(builder.extract_value(args[2], i), _I32) for i in range(9)]
+            return step_ir(builder, kind, twosum, mode, args[0], args[1], gv)
+
+        return types.float32(acc, p, g), codegen
+
+    return step

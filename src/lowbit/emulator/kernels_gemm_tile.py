@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numba
 import numpy as np
 from numba import prange
 
-from ._jit import bits_f32, jit_inline, jit_parallel
-from .kernels_gemm_fast import add_odd_f32, round_bits_f32, round_f16
-from .llvm_round import ROUNDERS
+from .kernels_gemm_fast import make_step
 
 __all__ = ["tile_kernel", "RB", "TJ"]
 
@@ -34,64 +33,21 @@ RB = 4      # rows per work item (each b strip load feeds RB accumulator rows)
 TJ = 128    # columns per work item (RB * TJ float32 accumulators stay in L1)
 
 
-def _make_step(kind: int, twosum: int, mode: int):
-    """A jitted ``step(acc, p, g) -> float32`` for one constant (kind, twosum, mode); ``g`` holds
-    the format's int64 parameters (kind 2: ``round_bits_f32``'s five; kind 3: ROUNDERS' nine)."""
-    rnd = ROUNDERS[mode] if kind == 3 else None
-
-    if kind == 0:
-        @jit_inline
-        def step(acc, p, g):
-            return acc + p
-    elif kind == 1 and twosum == 1:
-        @jit_inline
-        def step(acc, p, g):
-            return round_f16(add_odd_f32(acc, p))
-    elif kind == 1:
-        @jit_inline
-        def step(acc, p, g):
-            return round_f16(acc + p)
-    elif kind == 2 and twosum == 1:
-        @jit_inline
-        def step(acc, p, g):
-            return round_bits_f32(add_odd_f32(acc, p), np.int32(g[0]), np.int32(g[1]),
-                                  np.int32(g[2]), np.int32(g[3]), bits_f32(np.uint32(g[4])))
-    elif kind == 2:
-        @jit_inline
-        def step(acc, p, g):
-            return round_bits_f32(acc + p, np.int32(g[0]), np.int32(g[1]), np.int32(g[2]),
-                                  np.int32(g[3]), bits_f32(np.uint32(g[4])))
-    elif kind == 3 and twosum == 1:
-        @jit_inline
-        def step(acc, p, g):
-            return rnd(add_odd_f32(acc, p), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8])
-    elif kind == 3:
-        @jit_inline
-        def step(acc, p, g):
-            return rnd(acc + p, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8])
-    else:
-        raise ValueError(f"kind={kind}: must be 0, 1, 2 or 3")
-    return step
+#: As ``_jit.jit_parallel`` but not cached on disk: numba keys a closure's cache entry by its
+#: pickled cells, and the step intrinsics pickle differently in every process, so each run
+#: would only add files. A kernel compiles once per process and step pair (about 2-4 s).
+_jit_closure = numba.njit(cache=False, error_model="numpy", nogil=True, parallel=True)
 
 
 def _make_kernel(step_in, step_out):
-    @jit_inline
-    def span(a, b, i0, rr, j0, w, k0, k1, acc, g):
-        """``acc[r, t] = step(acc[r, t], a[i0+r, k] * b[k, j0+t])`` for k in [k0, k1)."""
-        for k in range(k0, k1):
-            bk = b[k, j0:j0 + w]
-            for r in range(rr):
-                ar = a[i0 + r, k]
-                ac = acc[r]
-                for t in range(w):
-                    ac[t] = step_in(ac[t], ar * bk[t], g)
-
-    @jit_parallel
+    """The kernel for two step intrinsics (inlined: the loops are branch-free)."""
+    @_jit_closure
     def kernel(a, b, c, out, has_c, g_in, g_out, chunk):
         """a float32 [M, K], b float32 [K, N], c float64 [M, N] (if has_c); out float64."""
         m, kk = a.shape
         n = b.shape[1]
         nt = (n + TJ - 1) // TJ
+        step = kk if chunk <= 0 else chunk
         for wi in prange(((m + RB - 1) // RB) * nt):
             i0 = (wi // nt) * RB
             j0 = (wi % nt) * TJ
@@ -102,12 +58,16 @@ def _make_kernel(step_in, step_out):
                 for r in range(rr):
                     for t in range(w):
                         acc[r, t] = np.float32(c[i0 + r, j0 + t])
-            if chunk <= 0:
-                span(a, b, i0, rr, j0, w, 0, kk, acc, g_in)
-            else:
-                part = np.zeros((RB, TJ), np.float32)
-                for k0 in range(0, kk, chunk):
-                    span(a, b, i0, rr, j0, w, k0, min(kk, k0 + chunk), part, g_in)
+            part = np.zeros((RB, TJ), np.float32) if chunk > 0 else acc
+            for k0 in range(0, kk, step):
+                for k in range(k0, min(kk, k0 + step)):
+                    bk = b[k, j0:j0 + w]
+                    for r in range(rr):
+                        ar = a[i0 + r, k]
+                        pa = part[r]
+                        for t in range(w):
+                            pa[t] = step_in(pa[t], ar * bk[t], g_in)
+                if chunk > 0:
                     for r in range(rr):
                         ac = acc[r]
                         pa = part[r]
@@ -124,4 +84,4 @@ def _make_kernel(step_in, step_out):
 @lru_cache(maxsize=None)
 def tile_kernel(step_in: tuple[int, int, int], step_out: tuple[int, int, int]):
     """The compiled-on-first-call kernel for inner and outer steps ``(kind, twosum, mode)``."""
-    return _make_kernel(_make_step(*step_in), _make_step(*step_out))
+    return _make_kernel(make_step(*step_in), make_step(*step_out))
