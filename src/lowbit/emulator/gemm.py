@@ -124,8 +124,11 @@ class _Job:
                 raise InvalidArgument(f"C: shape {C.shape}; must be [M, N] = {(self.m, self.n)}")
         self._check_out(out)
         self._scales(scale_a, scale_b)
-        self.a = _bring(A, dp.a, dp.operand_mode, "A")
-        self.b = _bring(B, dp.b, dp.operand_mode, "B")
+        # binary operands are binarised while packing: no float64 copy of +-1 values
+        self.raw_signs = (isinstance(dp.accumulation, BinaryAccumulation) and dp.scaling is None
+                          and dp.operand_mode == OperandMode.QUANTIZE)
+        self.a = A if self.raw_signs else _bring(A, dp.a, dp.operand_mode, "A")
+        self.b = B if self.raw_signs else _bring(B, dp.b, dp.operand_mode, "B")
         self.c = self._bring_c(C)
 
     def _check_out(self, out):
@@ -201,7 +204,7 @@ class _Job:
             sa, sb = 2.0 ** dp.a.fraction_bits, 2.0 ** dp.b.fraction_bits
             return api.run_integer(a * sa, b * sb, c, cnt, acc) / (sa * sb)
         if isinstance(acc, BinaryAccumulation):
-            return api.run_binary(a, b, c, cnt)
+            return api.run_binary(a, b, c, cnt, signs=self.raw_signs)
         if prod.format is not None:
             raise InvalidArgument(f"{type(acc).__name__}: rounded products are not supported by "
                                   "this accumulation record; use Product()")

@@ -175,13 +175,21 @@ def run_integer(a, b, c, counters, rec):
     return out
 
 
-def run_binary(a, b, c, counters):
+def run_binary(a, b, c, counters, signs: bool = False):
+    """XNOR-popcount GEMM of +-1 operands; with ``signs`` the operands are raw float32/64 data
+    binarised while packing (sign(0) = +1, as ``quantize`` to the binary format does)."""
     from .kernels_gemm_xnor import pack_cols, pack_rows, xnor_gemm
-    a, b, c = check_operands(a, b, c)
-    (pa, bad_a), (pb, bad_b) = pack_rows(a), pack_cols(b)
+    if signs:
+        a, b = (np.ascontiguousarray(v if v.dtype in (np.float32, np.float64) else
+                                     v.astype(np.float64)) for v in (a, b))
+        _, _, c = check_operands(np.empty((a.shape[0], 0)), np.empty((0, b.shape[1])), c)
+    else:
+        a, b, c = check_operands(a, b, c)
+    (pa, bad_a), (pb, bad_b) = pack_rows(a, signs), pack_cols(b, signs)
     for name, bad in (("a", bad_a), ("b", bad_b)):
         if bad:
-            raise ValueError(f"{name}: binary accumulation takes +-1 values only")
+            what = "NaN has no binary code" if signs else "binary accumulation takes +-1 values only"
+            raise ValueError(f"{name}: {what}")
     out = np.empty((a.shape[0], b.shape[1]))
     xnor_gemm(pa, pb, a.shape[1], c if c is not None else _EMPTY2, out, int(c is not None))
     return out

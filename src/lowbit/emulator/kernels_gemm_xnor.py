@@ -23,23 +23,30 @@ U1 = np.uint64(1)
 
 
 @jit_inline
-def _pack_row(x, i, words):
-    """Row i of +-1 values into words[i]; returns how many entries are not +-1."""
+def _bad(v, signs):
+    """With ``signs`` the values are raw data binarised here (sign(0) = +1): only NaN is bad;
+    otherwise they must already be +-1."""
+    return (v != v) if signs == 1 else ((v != 1.0) & (v != -1.0))
+
+
+@jit_inline
+def _pack_row(x, i, words, signs):
+    """Row i of +-1 values (or raw values, with ``signs``) into words[i]; returns the bad count."""
     kk = x.shape[1]
     bad = 0
     for t in range(words.shape[1]):
         acc = U0
         for u in range(min(64, kk - 64 * t)):
             v = x[i, 64 * t + u]
-            bad += (v != 1.0) & (v != -1.0)
+            bad += _bad(v, signs)
             acc |= np.uint64(v < 0.0) << np.uint64(u)
         words[i, t] = acc
     return bad
 
 
 @jit_inline
-def _pack_word_row(x, t, words):
-    """Rows 64t..64t+63 of x (+-1 values, [K, N]) into words[t, :]; returns the count of bad."""
+def _pack_word_row(x, t, words, signs):
+    """Rows 64t..64t+63 of x (+-1 or raw values, [K, N]) into words[t, :]; returns the bad count."""
     kk, n = x.shape
     bad = 0
     wt = words[t]
@@ -49,40 +56,40 @@ def _pack_word_row(x, t, words):
         su = np.uint64(u)
         for j in range(n):
             v = xr[j]
-            bad += (v != 1.0) & (v != -1.0)
+            bad += _bad(v, signs)
             wt[j] |= np.uint64(v < 0.0) << su
     return bad
 
 
 @jit
-def _pack_rows_s(x, words):
+def _pack_rows_s(x, words, signs):
     bad = 0
     for i in range(x.shape[0]):
-        bad += _pack_row(x, i, words)
+        bad += _pack_row(x, i, words, signs)
     return bad
 
 
 @jit_parallel
-def _pack_rows_p(x, words):
+def _pack_rows_p(x, words, signs):
     bad = 0
     for i in prange(x.shape[0]):
-        bad += _pack_row(x, i, words)
+        bad += _pack_row(x, i, words, signs)
     return bad
 
 
 @jit
-def _pack_cols_s(x, words):
+def _pack_cols_s(x, words, signs):
     bad = 0
     for t in range(words.shape[0]):
-        bad += _pack_word_row(x, t, words)
+        bad += _pack_word_row(x, t, words, signs)
     return bad
 
 
 @jit_parallel
-def _pack_cols_p(x, words):
+def _pack_cols_p(x, words, signs):
     bad = 0
     for t in prange(words.shape[0]):
-        bad += _pack_word_row(x, t, words)
+        bad += _pack_word_row(x, t, words, signs)
     return bad
 
 
@@ -116,18 +123,19 @@ def _xnor_p(pa, pb, kk, c, out, has_c):
 PARALLEL_MIN = 1 << 27  #: MACs (or 64x packed values) from which the parallel variants run
 
 
-def pack_rows(x: np.ndarray) -> tuple[np.ndarray, int]:
-    """``[M, K]`` +-1 float64 rows packed to ``[M, ceil(K/64)]`` words; and the non-+-1 count."""
+def pack_rows(x: np.ndarray, signs: bool = False) -> tuple[np.ndarray, int]:
+    """``[M, K]`` +-1 rows (or raw rows binarised, with ``signs``) packed to
+    ``[M, ceil(K/64)]`` words; and the count of bad entries (not +-1; NaN with ``signs``)."""
     words = np.empty((x.shape[0], max(1, -(-x.shape[1] // 64))), np.uint64)
     big = x.size * 64 >= PARALLEL_MIN
-    return words, int((_pack_rows_p if big else _pack_rows_s)(x, words))
+    return words, int((_pack_rows_p if big else _pack_rows_s)(x, words, int(signs)))
 
 
-def pack_cols(x: np.ndarray) -> tuple[np.ndarray, int]:
-    """``[K, N]`` +-1 float64 columns packed k-major to ``[ceil(K/64), N]``; and the bad count."""
+def pack_cols(x: np.ndarray, signs: bool = False) -> tuple[np.ndarray, int]:
+    """``[K, N]`` columns packed k-major to ``[ceil(K/64), N]``; and the bad count."""
     words = np.empty((max(1, -(-x.shape[0] // 64)), x.shape[1]), np.uint64)
     big = x.size * 64 >= PARALLEL_MIN
-    return words, int((_pack_cols_p if big else _pack_cols_s)(x, words))
+    return words, int((_pack_cols_p if big else _pack_cols_s)(x, words, int(signs)))
 
 
 def xnor_gemm(pa, pb, kk: int, c, out, has_c: int) -> None:
