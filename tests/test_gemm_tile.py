@@ -1,4 +1,4 @@
-"""The column-vectorised fast GEMM kernels against the generic kernel and exact Fractions.
+"""The register-blocked fast GEMM kernels against the generic kernel and exact Fractions.
 
 ``gemm(..., counters=True)`` always takes the generic float64 kernel (itself replayed against
 Fractions in test_gemm_oracle), so comparing it with a plain call checks the fast kernels bit for
@@ -12,6 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+import lowbit
 from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
 from lowbit.emulator.kernels_gemm_api import accumulator_kind
@@ -43,7 +44,7 @@ CASES = ([("fp16", "fp16", mode) for mode in DETERMINISTIC]
 @pytest.mark.parametrize("ops,acc,mode", CASES)
 def test_fast_equals_generic(ops, acc, mode):
     rng = np.random.default_rng(hash((ops, acc, int(mode))) % 2**32)
-    m, k, n = 6, 70, 131  # crosses the 4-row and 128-column tiles
+    m, k, n = 6, 70, 131  # crosses the 4-row and 24-column register blocks
     a, b = _operands(ops, (m, k), rng), _operands(ops, (k, n), rng)
     c = _operands(acc if acc != "binary32" else "bf16", (m, n), rng)
     accums = [Sequential(format=acc, rounding=mode)]
@@ -59,7 +60,8 @@ def test_fast_equals_generic(ops, acc, mode):
 
 def test_kind_selection():
     assert accumulator_kind(Sequential(format="fp16"))[0] == 1
-    assert accumulator_kind(Sequential(format="bf16"))[0] == 2
+    assert accumulator_kind(Sequential(format="bf16"))[0] == 2  # 2^(127+1+16) overflows
+    assert accumulator_kind(Sequential(format="e4m3fn"))[0] == 4
     assert accumulator_kind(Sequential(format="fp16", rounding=R.TOWARD_ZERO))[0] == 3
     assert accumulator_kind(Sequential(format="bf16", rounding=R.UP)) is None  # emax 127
     assert accumulator_kind(Sequential(format="binary32", rounding=R.DOWN)) is None
@@ -157,3 +159,38 @@ def test_add_odd_f32_is_round_to_odd():
         want = _ro24(Fraction(float(x[i])) + Fraction(float(y[i])))
         assert out[i] == want, (x[i], y[i], out[i], want)
     assert np.signbit(out[300:400]).tolist() == np.signbit(y[300:400]).tolist()
+
+
+@pytest.mark.parametrize("name", ["e4m3fn", "e5m2", "fp16", "e3m4", "e2m3fn", "e2m1fn", "e5m6",
+                                  "1-6-9"])
+def test_magic_rounding_equals_quantize(name):
+    """The exponent-magic RNE of the GEMM accumulator (kind 4) on every float32 class: normals
+    of every binade, ties, subnormals of float32 and of the format, overflow, inf and NaN,
+    against ``lowbit.quantize`` (itself checked against Fractions and ml_dtypes)."""
+    from numba import njit
+
+    from lowbit.emulator.kernels_gemm_fast import make_step
+    from lowbit.emulator.kernels_gemm_api import rne_kind
+    fmt = FORMATS[name]
+    kind, g = rne_kind(fmt)
+    assert kind == 4
+    step = make_step(4, 0, 0)
+
+    @njit
+    def run(x, out):
+        for i in range(x.size):
+            out[i] = step(x[i], np.float32(-0.0), g)  # x + (-0) == x, signed zeros included
+
+    rng = np.random.default_rng(9)
+    bits = rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32)
+    vals = FORMATS[name].values().astype(np.float32)
+    vals = vals[np.isfinite(vals)]
+    mids = ((vals[1:].astype(np.float64) + vals[:-1]) / 2).astype(np.float32)
+    x = np.concatenate([bits.view(np.float32), vals, mids, -mids, np.nextafter(mids, 0),
+                        np.nextafter(mids, np.float32(np.inf)), np.float32([np.inf, -np.inf])])
+    out = np.empty_like(x)
+    run(x, out)
+    want = lowbit.quantize(x, fmt)
+    same = (out == want) | (np.isnan(out) & np.isnan(want))
+    assert same.all(), (name, x[~same][:5], out[~same][:5], want[~same][:5])
+    assert np.array_equal(np.signbit(out[~np.isnan(out)]), np.signbit(want[~np.isnan(want)]))

@@ -1,12 +1,13 @@
-"""Chooses and prepares the fast float32 kernels of ``kernels_gemm_fast`` (or declines).
+"""Chooses and prepares the fast float32 kernels of ``kernels_gemm_micro`` (or declines).
 
 A fast kernel runs only where it is provably the same arithmetic as the generic one: every
 product exact in float32, and every accumulator step either RNE to binary32, fp16, or a signed
-IEEE/FN-style format with subnormals whose values and round-to-odd resolution fit float32, or
+IEEE/FN-style format with subnormals whose values and round-to-odd resolution fit float32
+(kind 4 where ``2^(emax + 1 + 23 - m)`` is a finite float32, else kind 2), or
 (kind 3) any deterministic non-RNE mode to such a format with at most 22 mantissa bits whose sums
 cannot overflow float32. The round-to-odd fix makes the float32 sum carry the exact sum's sign
 and sticky bit, so rounding it once more (to at most 22 bits, 21 for round-to-nearest) equals
-rounding the exact sum (see ``kernels_gemm_tile``).
+rounding the exact sum (see ``kernels_gemm_micro``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from ..formats import FloatFormat, Overflow, Rounding, Specials
 from .quantize import _f32_params
 
-__all__ = ["fast_run", "accumulator_kind"]
+__all__ = ["fast_run", "accumulator_kind", "rne_kind"]
 
 _F32_INF, _F32_NAN = 0x7F800000, 0x7FC00000
 
@@ -44,13 +45,22 @@ def accumulator_kind(seq) -> tuple[int, tuple[int, ...]] | None:
         return 0, (0,) * 9
     if ieee and (m, emin, emax) == (10, -14, 15):
         return 1, (0,) * 9
-    ovf = {Overflow.INFINITY: _F32_INF, Overflow.NAN: _F32_NAN}
     if not like_f32 or fmt.overflow not in (Overflow.INFINITY, Overflow.NAN, Overflow.SATURATE):
         return None
+    return rne_kind(fmt)
+
+
+def rne_kind(fmt: FloatFormat) -> tuple[int, tuple[int, ...]]:
+    """(kind 4 or 2, parameters) of RNE to ``fmt`` for a format ``accumulator_kind`` accepts."""
+    emin, emax = fmt.binary_exponent_range
+    m = fmt.mantissa_bits
+    ovf = {Overflow.INFINITY: _F32_INF, Overflow.NAN: _F32_NAN}
     maxbits = _f32_bits(float(fmt.max))
+    cap = emax + 1 + 23 - m  # the largest magic constant kind 4 needs; it must be finite
     params = (23 - m, _f32_bits(float(fmt.min_normal)), maxbits, ovf.get(fmt.overflow, maxbits),
-              _f32_bits(2.0 ** (emin - m + 23)), 0, 0, 0, 0)
-    return 2, params
+              _f32_bits(2.0 ** (emin - m + 23)), _f32_bits(2.0 ** cap) if cap <= 127 else 0, 0,
+              0, 0)
+    return (4 if cap <= 127 else 2), params
 
 
 _KIND3_MODES = (Rounding.NEAREST_AWAY, Rounding.TOWARD_ZERO, Rounding.UP, Rounding.DOWN,
@@ -101,13 +111,13 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     inner_emax = inner.format.binary_exponent_range[1]
     if (kin[0] == 3 and top > 125) or (kout[0] == 3 and inner_emax > 125):
         return False  # a float32 sum could overflow: the generic kernel
-    from .kernels_gemm_tile import tile_kernel
+    from .kernels_gemm_micro import micro_kernel, pad
     twosum = int(kin[0] == 3 or _needs_twosum(operands, inner.format))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     step_out = (kout[0], 1 if kout[0] else 0, int(outer.rounding) if outer is not None else 0)
-    a32 = np.ascontiguousarray(a, dtype=np.float32)
-    b32 = np.ascontiguousarray(b, dtype=np.float32)
+    a32, b32 = pad(np.ascontiguousarray(a, dtype=np.float32),
+                   np.ascontiguousarray(b, dtype=np.float32))
     cc = c if c is not None else np.zeros((1, 1))
-    tile_kernel(step_in, step_out)(a32, b32, cc, out, int(c is not None), kin[1], kout[1],
-                                   int(chunk or 0))
+    micro_kernel(step_in, step_out)(a32, b32, cc, out, int(c is not None), kin[1], kout[1],
+                                    int(chunk or 0))
     return True

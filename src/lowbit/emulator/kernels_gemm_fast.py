@@ -1,7 +1,7 @@
-"""32-bit per-MAC arithmetic of the fast GEMM kernels (``kernels_gemm_tile`` builds the loops).
+"""32-bit per-MAC arithmetic of the fast GEMM kernels (``kernels_gemm_micro`` builds the loops).
 
 Used when every product is exact in float32 and the accumulator formats hold float32 values.
-Each piece is an LLVM intrinsic on 32-bit lanes:
+Each piece is IR on 32-bit lanes, scalar or vector (the type of its float32 input decides):
 
 * ``add_odd_f32``: the float32 sum, its exact error (TwoSum), and a round-to-odd correction when
   the sum was inexact (24 >= m + 2 bits, so a following rounding to m bits is that of the exact
@@ -9,7 +9,9 @@ Each piece is an LLVM intrinsic on 32-bit lanes:
 * ``round_f16``: LLVM ``fptrunc`` to half and ``fpext`` back (``vcvtps2ph``: RNE, subnormals and
   overflow to inf);
 * ``round_bits_f32``: integer RNE on the float32 bits, a magic-constant addition for the
-  format's subnormals, and the overflow policy as a select.
+  format's subnormals, and the overflow policy as a select;
+* ``round_magic_ir``: RNE by one float addition of an exponent-scaled constant (about half the
+  instructions of ``round_bits_f32``; formats whose constants stay finite in float32).
 """
 
 from __future__ import annotations
@@ -18,14 +20,25 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir"]
+from .llvm_round import _const, lanes, like, splat
+
+__all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir"]
 
 _I32 = ir.IntType(32)
 _F32 = ir.FloatType()
 
 
-def _c(v: int) -> ir.Constant:
-    return ir.Constant(_I32, v & 0xFFFFFFFF)
+def _c(v: int, like_value=None) -> ir.Constant:
+    """The i32 constant ``v``, splat to the lanes of ``like_value`` when that is a vector."""
+    return _const(v, _int_type(like_value))
+
+
+def _int_type(value) -> ir.Type:
+    return like(_I32, None if value is None else lanes(value))
+
+
+def _float_type(value) -> ir.Type:
+    return like(_F32, None if value is None else lanes(value))
 
 
 def _odd_sum(builder, acc, p):
@@ -35,11 +48,13 @@ def _odd_sum(builder, acc, p):
     s = builder.fadd(acc, p)
     bp = builder.fsub(s, acc)
     err = builder.fadd(builder.fsub(acc, builder.fsub(s, bp)), builder.fsub(p, bp))
-    sb = builder.bitcast(s, _I32)
-    inexact = builder.sext(builder.fcmp_ordered("one", err, ir.Constant(_F32, 0.0)), _I32)
-    inward = builder.ashr(builder.xor(builder.bitcast(err, _I32), sb), _c(31))
+    ti = _int_type(s)
+    sb = builder.bitcast(s, ti)
+    zero = ir.Constant(s.type, None)
+    inexact = builder.sext(builder.fcmp_ordered("one", err, zero), ti)
+    inward = builder.ashr(builder.xor(builder.bitcast(err, ti), sb), _c(31, s))
     rz = builder.add(sb, builder.and_(inward, inexact))
-    return builder.or_(rz, builder.and_(inexact, _c(1)))
+    return builder.or_(rz, builder.and_(inexact, _c(1, s)))
 
 
 @intrinsic
@@ -84,33 +99,68 @@ def round_bits_f32(typingctx, x, sh, minnorm, maxbits, ovf, magic):
 
 def round_bits_ir(builder, x, sh, minnorm, maxbits, ovf, magic):
     """IR of ``round_bits_f32`` (i32 parameters, float ``magic``)."""
-    b = builder.bitcast(x, _I32)
-    sign = builder.and_(b, _c(0x80000000))
-    a = builder.and_(b, _c(0x7FFFFFFF))
-    unit = builder.shl(_c(1), sh)
-    half_m1 = builder.sub(builder.lshr(unit, _c(1)), _c(1))
-    lsb = builder.and_(builder.lshr(a, sh), _c(1))
+    n = lanes(x)
+    sh, minnorm, maxbits, ovf, magic = (splat(builder, v, n) for v in (sh, minnorm, maxbits, ovf,
+                                                                      magic))
+    ti, tf = _int_type(x), _float_type(x)
+    b = builder.bitcast(x, ti)
+    sign = builder.and_(b, _c(0x80000000, x))
+    a = builder.and_(b, _c(0x7FFFFFFF, x))
+    unit = builder.shl(_c(1, x), sh)
+    half_m1 = builder.sub(builder.lshr(unit, _c(1, x)), _c(1, x))
+    lsb = builder.and_(builder.lshr(a, sh), _c(1, x))
     r = builder.and_(builder.add(builder.add(a, half_m1), lsb), builder.not_(
-        builder.sub(unit, _c(1))))
-    ax = builder.bitcast(a, _F32)
-    sub = builder.bitcast(builder.fsub(builder.fadd(ax, magic), magic), _I32)
+        builder.sub(unit, _c(1, x))))
+    ax = builder.bitcast(a, tf)
+    sub = builder.bitcast(builder.fsub(builder.fadd(ax, magic), magic), ti)
     r = builder.select(builder.icmp_unsigned("<", a, minnorm), sub, r)
     r = builder.select(builder.icmp_unsigned(">", r, maxbits), ovf, r)
-    r = builder.select(builder.icmp_unsigned(">", a, _c(0x7F800000)), _c(0x7FC00000), r)
-    return builder.bitcast(builder.or_(r, sign), _F32)
+    r = builder.select(builder.icmp_unsigned(">", a, _c(0x7F800000, x)), _c(0x7FC00000, x), r)
+    return builder.bitcast(builder.or_(r, sign), tf)
+
+
+def round_magic_ir(builder, x, sh, maxbits, ovf, magic, cap):
+    """RNE of float32 ``x`` to ``23 - sh`` mantissa bits by one float addition: with ``e`` the
+    binary exponent of ``|x|``, ``C = 2^(e + sh)`` has a unit in the last place equal to the
+    format's quantum at ``e``, so ``(|x| + C) - C`` is ``|x|`` rounded by the host's RNE (a carry
+    into the next binade stays inside ``C``'s binade). ``C`` is clamped below by ``magic``
+    (``2^(emin + sh)``: the subnormal quantum) and above by ``cap`` (``2^(emax + 1 + sh)``,
+    which must be a finite float32: anything that large overflows the format anyway). About
+    half the instructions of ``round_bits_ir``; overflow, NaN and sign as there."""
+    n = lanes(x)
+    sh, maxbits, ovf, magic, cap = (splat(builder, v, n) for v in (sh, maxbits, ovf, magic, cap))
+    ti, tf = _int_type(x), _float_type(x)
+    b = builder.bitcast(x, ti)
+    a = builder.and_(b, _c(0x7FFFFFFF, x))
+    sign = builder.xor(b, a)
+    cb = builder.add(builder.and_(a, _c(0x7F800000, x)), builder.shl(sh, _c(23, x)))
+    cb = builder.select(builder.icmp_unsigned("<", cb, magic), magic, cb)
+    cb = builder.select(builder.icmp_unsigned(">", cb, cap), cap, cb)
+    big = builder.bitcast(cb, tf)
+    r = builder.bitcast(builder.fsub(builder.fadd(builder.bitcast(a, tf), big), big), ti)
+    r = builder.select(builder.icmp_signed(">", r, maxbits), ovf, r)
+    r = builder.select(builder.icmp_signed(">", a, _c(0x7F800000, x)), _c(0x7FC00000, x), r)
+    return builder.bitcast(builder.or_(r, sign), tf)
 
 
 def step_ir(builder, kind: int, twosum: int, mode: int, acc, p, g):
-    """IR of one accumulation step ``round(acc + p)`` (see ``kernels_gemm_tile``); ``g`` the
-    list of nine i32 format parameters."""
+    """IR of one accumulation step ``round(acc + p)`` (see ``kernels_gemm_micro``); ``g`` the
+    list of nine i32 format parameters. Scalars or vectors of float32."""
+    s = builder.bitcast(_odd_sum(builder, acc, p), acc.type) if twosum else builder.fadd(acc, p)
+    return round_ir(builder, kind, mode, s, g)
+
+
+def round_ir(builder, kind: int, mode: int, s, g):
+    """IR of the rounding of a float32 sum ``s`` by step kind ``kind`` (0: none)."""
     from .llvm_round import _emit
-    s = builder.bitcast(_odd_sum(builder, acc, p), _F32) if twosum else builder.fadd(acc, p)
     if kind == 0:
         return s
     if kind == 1:
-        return builder.fpext(builder.fptrunc(s, ir.HalfType()), _F32)
+        return builder.fpext(builder.fptrunc(s, like(ir.HalfType(), lanes(s))), s.type)
     if kind == 2:
         return round_bits_ir(builder, s, g[0], g[1], g[2], g[3], builder.bitcast(g[4], _F32))
+    if kind == 4:
+        return round_magic_ir(builder, s, g[0], g[2], g[3], g[4], g[5])
     return _emit(builder, mode, s, *g)
 
 

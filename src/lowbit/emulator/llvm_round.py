@@ -15,19 +15,56 @@ from numba.extending import intrinsic
 from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, TO_ODD, TOWARD_ZERO, UP
 from .rng import MUL1, MUL2, WEYL, WEYL_HI
 
-__all__ = ["ROUNDERS"]
+__all__ = ["ROUNDERS", "lanes", "like", "splat"]
 
 _I32 = ir.IntType(32)
 
 
-def _c(v: int) -> ir.Constant:
-    return ir.Constant(_I32, v & 0xFFFFFFFF)
+def _c(v: int, ty: ir.Type = _I32) -> ir.Constant:
+    """The i32 constant ``v``, or its splat when ``ty`` is a vector of i32 (or i1)."""
+    if isinstance(ty, ir.VectorType):
+        width = ty.element.width
+        return ir.Constant(ty, [v & ((1 << width) - 1)] * ty.count)
+    return ir.Constant(ty, v & ((1 << ty.width) - 1))
+
+
+_const = _c
+
+
+def lanes(value) -> int | None:
+    """Lane count of a vector IR value, None for a scalar."""
+    return value.type.count if isinstance(value.type, ir.VectorType) else None
+
+
+def like(ty: ir.Type, n: int | None) -> ir.Type:
+    """``ty`` (a scalar IR type) or a vector of ``n`` of them."""
+    return ty if n is None else ir.VectorType(ty, n)
+
+
+def splat(builder: ir.IRBuilder, value, n: int | None):
+    """A scalar IR value broadcast to ``n`` lanes (unchanged when ``n`` is None or it already is
+    a vector)."""
+    if n is None or isinstance(value.type, ir.VectorType):
+        return value
+    vty = ir.VectorType(value.type, n)
+    v = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_I32, n), [0] * n))
 
 
 def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos, over_neg,
           inf_bits, minpos_bits, negzero, rnd=None, nbits=None):
     b = builder
-    xb = b.bitcast(x, _I32)
+    n = lanes(x)
+    ti, t1 = like(_I32, n), like(ir.IntType(1), n)
+    m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits, negzero = (
+        splat(b, v, n) for v in (m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
+                                 minpos_bits, negzero))
+
+    def _c(v: int) -> ir.Constant:  # noqa: F811 - the lane-shaped constant
+        return _const(v, ti)
+
+    xb = b.bitcast(x, ti)
     sign = b.and_(xb, _c(0x80000000))
     a = b.and_(xb, _c(0x7FFFFFFF))
     e = b.lshr(a, _c(23))
@@ -53,12 +90,12 @@ def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
     positive = b.icmp_unsigned("==", sign, _c(0))
     if mode == NEAREST_EVEN:
         r = b.and_(b.add(b.add(sig, b.sub(half, _c(1))), odd), b.not_(mask))
-        up = ir.Constant(ir.IntType(1), 0)
+        up = _const(0, t1)
     else:
         if mode == NEAREST_AWAY:
             up = b.icmp_unsigned(">=", rem, half)
         elif mode == TOWARD_ZERO:
-            up = ir.Constant(ir.IntType(1), 0)
+            up = _const(0, t1)
         elif mode == UP:
             up = b.and_(nonzero_rem, positive)
         elif mode == DOWN:
@@ -69,7 +106,7 @@ def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
             up = _stochastic_up(b, rem, d, rnd, nbits)
         else:
             raise ValueError(mode)
-        r = b.shl(b.add(kept, b.zext(up, _I32)), dd)
+        r = b.shl(b.add(kept, b.zext(up, ti)), dd)
     out = b.add(b.shl(b.sub(e1, _c(1)), _c(23)), r)
     out = b.select(b.icmp_unsigned("==", r, _c(0)), _c(0), out)
     out = b.select(big, b.select(up, minpos_bits, _c(0)), out)
@@ -79,7 +116,7 @@ def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
     out = b.select(b.icmp_unsigned(">=", a, _c(0x7F800000)), special, out)
     keep_sign = b.or_(b.icmp_unsigned("!=", out, _c(0)), b.icmp_unsigned("!=", negzero, _c(0)))
     out = b.or_(out, b.select(keep_sign, sign, _c(0)))
-    return b.bitcast(out, ir.FloatType())
+    return b.bitcast(out, like(ir.FloatType(), n))
 
 
 def _hash_hi(b: ir.IRBuilder, key, index):

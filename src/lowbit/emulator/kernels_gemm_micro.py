@@ -1,0 +1,185 @@
+"""Register-blocked float32 GEMM kernels: one compiled kernel per (inner step, outer step).
+
+A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
+
+* kind 0: binary32 accumulator, the host's float32 addition (RNE);
+* kind 1: fp16 accumulator, ``fptrunc``/``fpext`` (RNE);
+* kind 2: any fast-path format, RNE by integer bit operations (``round_bits_ir``);
+* kind 4: the same by one exponent-scaled float addition (``round_magic_ir``; formats whose
+  largest magic constant is a finite float32, i.e. all but the binary32-range ones);
+* kind 3: any fast-path format and deterministic mode ``mode`` by ``llvm_round._emit``.
+
+``twosum=1`` rounds the float32 sum to odd first (needed unless the float32 sum provably cannot
+mislead the following rounding: ``kernels_gemm_api``).
+
+The loops are written as LLVM IR (``block``): one loop over k keeps ``RB x VB`` vectors of
+``LANES`` float32 accumulators in registers (one SSA value each, so the step's latency is hidden
+by ``RB * VB`` independent chains), loads one strip of ``b`` per k and broadcasts one ``a`` value
+per row. LLVM auto-vectorising a scalar loop instead had to load and store every accumulator at
+every step.
+
+Order: element ``(i, j)`` accumulates k ascending, starting from ``c`` (or zero); chunking
+restarts a zero partial every ``chunk`` products and folds it in with the outer step. Register
+blocks are tiles only: every element sees the same arithmetic whatever the tiling or thread
+count. Operands are padded by the caller (``pad``): ``a`` to a multiple of ``RB`` rows, ``b``
+to a multiple of ``WIDTH`` columns; the padding is zero and its results are discarded.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .kernels_gemm_fast import make_step, step_ir
+from .llvm_round import splat
+
+__all__ = ["micro_kernel", "pad", "RB", "VB", "LANES", "WIDTH"]
+
+RB = 4            # rows of a register block (one broadcast of a per row and k)
+LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts split nothing)
+VB = 3            # vectors per row: RB * VB accumulator chains hide the step's latency
+WIDTH = VB * LANES  # columns of a register block
+
+_I64 = ir.IntType(64)
+_F32 = ir.FloatType()
+_VEC = ir.VectorType(_F32, LANES)
+
+#: Not cached on disk: numba keys a closure's cache entry by its pickled cells, and the step
+#: intrinsics pickle differently in every process, so each run would only add files. A kernel
+#: compiles once per process and step pair (about 2-4 s).
+_jit_closure = numba.njit(cache=False, error_model="numpy", nogil=True, parallel=True)
+
+
+def _vec_ptr(builder, data, offset):
+    return builder.bitcast(builder.gep(data, [offset]), _VEC.as_pointer())
+
+
+def _make_block(kind: int, twosum: int, mode: int):
+    """``block(acc, a, b, i0, j0, k0, k1, g)``: for k in [k0, k1) and r < RB,
+    ``acc[r, :] = step(acc[r, :], a[i0 + r, k] * b[k, j0:j0 + WIDTH])`` with the accumulators in
+    registers. ``acc`` float32 [RB, WIDTH], ``a`` float32 [M, K], ``b`` float32 [K, N], all
+    C-contiguous; ``g`` the step's nine int64 parameters."""
+    @intrinsic
+    def block(typingctx, acc, a, b, i0, j0, k0, k1, g):
+        f2 = types.Array(types.float32, 2, "C")
+        if (acc, a, b) != (f2, f2, f2) or not isinstance(g, types.UniTuple):
+            return None
+        sig = types.void(acc, a, b, i0, j0, k0, k1, g)
+
+        def codegen(context, builder, signature, args):
+            acc_v, a_v, b_v, i0_v, j0_v, k0_v, k1_v, g_v = args
+            arrays = [context.make_array(f2)(context, builder, v) for v in (acc_v, a_v, b_v)]
+            acc_d, a_d, b_d = (x.data for x in arrays)
+            lda = cgutils.unpack_tuple(builder, arrays[1].shape, 2)[1]
+            ldb = cgutils.unpack_tuple(builder, arrays[2].shape, 2)[1]
+            i0_, j0_, k0_, k1_ = (context.cast(builder, v, t, types.int64) for v, t in
+                                  zip((i0_v, j0_v, k0_v, k1_v), signature.args[3:7]))
+            gv = [builder.trunc(builder.extract_value(g_v, i), ir.IntType(32)) for i in range(9)]
+            cells = [(r, v) for r in range(RB) for v in range(VB)]
+            init = [builder.load(_vec_ptr(builder, acc_d, ir.Constant(_I64, r * WIDTH + v * LANES)),
+                                 align=4) for r, v in cells]
+            a_rows = [builder.mul(builder.add(i0_, ir.Constant(_I64, r)), lda) for r in range(RB)]
+            entry = builder.block
+            loop = builder.append_basic_block("block.loop")
+            done = builder.append_basic_block("block.done")
+            builder.cbranch(builder.icmp_signed("<", k0_, k1_), loop, done)
+
+            builder.position_at_end(loop)
+            k = builder.phi(_I64)
+            k.add_incoming(k0_, entry)
+            accs = []
+            for x in init:
+                phi = builder.phi(_VEC)
+                phi.add_incoming(x, entry)
+                accs.append(phi)
+            b_row = builder.add(builder.mul(k, ldb), j0_)
+            strips = [builder.load(_vec_ptr(builder, b_d, builder.add(
+                b_row, ir.Constant(_I64, v * LANES))), align=4) for v in range(VB)]
+            scal = [builder.load(builder.gep(a_d, [builder.add(a_rows[r], k)])) for r in range(RB)]
+            bcast = [splat(builder, s, LANES) for s in scal]
+            prods = [builder.fmul(bcast[r], strips[v]) for r, v in cells]
+            new = [step_ir(builder, kind, twosum, mode, x, p, gv) for x, p in zip(accs, prods)]
+            tail = builder.block
+            k_next = builder.add(k, ir.Constant(_I64, 1))
+            k.add_incoming(k_next, tail)
+            for phi, x in zip(accs, new):
+                phi.add_incoming(x, tail)
+            builder.cbranch(builder.icmp_signed("<", k_next, k1_), loop, done)
+
+            builder.position_at_end(done)
+            outs = []
+            for x0, x1 in zip(init, new):  # every phi first, then the stores
+                out = builder.phi(_VEC)
+                out.add_incoming(x0, entry)
+                out.add_incoming(x1, tail)
+                outs.append(out)
+            for out, (r, v) in zip(outs, cells):
+                builder.store(out, _vec_ptr(builder, acc_d, ir.Constant(_I64, r * WIDTH + v * LANES)),
+                              align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+def _make_kernel(block, step_out):
+    @_jit_closure
+    def kernel(a, b, c, out, has_c, g_in, g_out, chunk):
+        """a float32 [Mp, K] (Mp a multiple of RB), b float32 [K, Np] (Np a multiple of WIDTH),
+        c float64 [M, N] (if has_c); out float64 [M, N]."""
+        m, n = out.shape
+        kk = a.shape[1]
+        nrb = a.shape[0] // RB
+        ncb = b.shape[1] // WIDTH
+        step = kk if chunk <= 0 else chunk
+        for wi in prange(nrb * ncb):
+            i0 = (wi % nrb) * RB   # row blocks inner: one strip of b stays in cache
+            j0 = (wi // nrb) * WIDTH
+            rr = min(RB, m - i0)
+            w = min(WIDTH, n - j0)
+            acc = np.zeros((RB, WIDTH), np.float32)
+            if has_c == 1:
+                for r in range(rr):
+                    for t in range(w):
+                        acc[r, t] = np.float32(c[i0 + r, j0 + t])
+            if chunk <= 0:
+                block(acc, a, b, i0, j0, 0, kk, g_in)
+            else:
+                part = np.zeros((RB, WIDTH), np.float32)
+                for k0 in range(0, kk, step):
+                    block(part, a, b, i0, j0, k0, min(kk, k0 + step), g_in)
+                    for r in range(RB):
+                        for t in range(WIDTH):
+                            acc[r, t] = step_out(acc[r, t], part[r, t], g_out)
+                            part[r, t] = np.float32(0.0)
+            for r in range(rr):
+                for t in range(w):
+                    out[i0 + r, j0 + t] = np.float64(acc[r, t])
+
+    return kernel
+
+
+@lru_cache(maxsize=None)
+def micro_kernel(step_in: tuple[int, int, int], step_out: tuple[int, int, int]):
+    """The compiled-on-first-call kernel for inner and outer steps ``(kind, twosum, mode)``
+    (see the module docstring); operands padded by ``pad``."""
+    return _make_kernel(_make_block(*step_in), make_step(*step_out))
+
+
+def pad(a32: np.ndarray, b32: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` with rows and ``b`` with columns zero-padded to the register block."""
+    m, k = a32.shape
+    n = b32.shape[1]
+    mp, np_ = -(-m // RB) * RB, -(-n // WIDTH) * WIDTH
+    if mp != m:
+        a32 = np.concatenate([a32, np.zeros((mp - m, k), np.float32)])
+    if np_ != n:
+        b32 = np.concatenate([b32, np.zeros((k, np_ - n), np.float32)], axis=1)
+    return a32, b32
