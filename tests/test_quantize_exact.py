@@ -324,3 +324,38 @@ def test_unsigned_radix4_saturates_negatives_to_zero():
     for fmt in (BY_NAME["ue3m2_sat"], BY_NAME["r4_ue3m1_sat"]):
         got = lowbit.quantize(np.array([-1.0, -1e-9, -100.0]), fmt).tolist()
         assert got == [0.0, 0.0, 0.0], fmt.name
+
+
+_F32_PATH = [f for f in list(FORMATS.values()) + CUSTOM + _random_custom(12)
+             if isinstance(f, FloatFormat) and f.radix == 2 and f.signed and f.zero
+             and f.mantissa_bits <= 22 and f.binary_exponent_range[0] >= -126 and f.fits_float32()]
+
+
+@pytest.mark.parametrize("fmt", _F32_PATH, ids=lambda f: f.name)
+def test_magic_rne_kernel_equals_general_rne_kernel(fmt):
+    """The short magic-constant RNE (pseudo mode NEAREST_EVEN_MAGIC, chosen by ``quantize``
+    where it applies) equals the general float32 RNE kernel (checked against Fractions above) on
+    random bit patterns of every class, the format's values, midpoints and their neighbours."""
+    from lowbit.emulator.kernels_f32 import quantize_f32
+    from lowbit.emulator.llvm_round import NEAREST_EVEN_MAGIC, magic_rne_ok
+    from lowbit.emulator.quantize import _f32_common, _f32_params
+    emax = fmt.binary_exponent_range[1]
+    chosen = _f32_common(fmt, (int(Rounding.NEAREST_EVEN), np.uint64(0), 0, 0))[0]
+    applies = magic_rne_ok(fmt.mantissa_bits, emax, fmt.subnormals)
+    assert (chosen == NEAREST_EVEN_MAGIC) == applies
+    if not applies:
+        assert not fmt.subnormals or emax + 24 - fmt.mantissa_bits > 127
+        return
+    rng = np.random.default_rng(zlib.crc32(fmt.name.encode()))
+    bits = rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32)
+    vals = fmt.values() if fmt.bits <= 16 else np.float64([float(fmt.max), float(fmt.min_normal)])
+    vals = vals[np.isfinite(vals)].astype(np.float32)
+    mids = ((vals[1:].astype(np.float64) + vals[:-1]) / 2).astype(np.float32)
+    x = np.concatenate([bits.view(np.float32), vals, mids, np.nextafter(mids, np.float32(0)),
+                        np.nextafter(mids, np.float32(np.inf)),
+                        np.float32([np.inf, -np.inf, np.nan, 0.0, -0.0])])
+    params = _f32_params(fmt, Rounding.NEAREST_EVEN)
+    want, got = np.empty_like(x), np.empty_like(x)
+    quantize_f32(x, want, *params, int(Rounding.NEAREST_EVEN), np.uint64(0), 0, 0)
+    quantize_f32(x, got, *params, NEAREST_EVEN_MAGIC, np.uint64(0), 0, 0)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), fmt.name

@@ -195,7 +195,7 @@ class _Job:
         if want_codes and self.x.dtype == np.float32 and _fast_f32(fmt):
             from .kernels_f32 import codes_from_f32, quantize_f32
             v = np.empty(self.x.shape, np.float32)
-            quantize_f32(self.x, v, *_f32_params(fmt, self.mode), *common)
+            quantize_f32(self.x, v, *_f32_params(fmt, self.mode), *_f32_common(fmt, common))
             kp = fmt.kernel_params
             return codes_from_f32(v, codes, kp.mantissa_bits, kp.emin, kp.bits, kp.nan_code,
                                   kp.inf_code, kp.negative_zero)
@@ -204,7 +204,7 @@ class _Job:
             return encode_float(self.x, codes, fmt.kernel_params, maxval, minval, *common)
         if self.x.dtype == np.float32 and values.dtype == np.float32 and _fast_f32(fmt):
             from .kernels_f32 import quantize_f32
-            quantize_f32(self.x, values, *_f32_params(fmt, self.mode), *common)
+            quantize_f32(self.x, values, *_f32_params(fmt, self.mode), *_f32_common(fmt, common))
             return 0
         from .kernels_float import quantize_float
         quantize_float(self.x, values, fmt.kernel_params, maxval, minval, *common)
@@ -223,6 +223,16 @@ def _fast_f32(fmt: FloatFormat) -> bool:
     emin, _ = fmt.binary_exponent_range
     return (fmt.radix == 2 and fmt.signed and fmt.zero and fmt.mantissa_bits <= 22
             and emin >= -126 and fmt.fits_float32())
+
+
+def _f32_common(fmt: FloatFormat, common: tuple) -> tuple:
+    """The float32 kernel's (mode, key, offset, nbits): NEAREST_EVEN becomes the pseudo mode of
+    the shorter magic-constant rounder where its constants fit float32."""
+    from .llvm_round import NEAREST_EVEN_MAGIC, magic_rne_ok
+    if common[0] == int(Rounding.NEAREST_EVEN) and magic_rne_ok(
+            fmt.mantissa_bits, fmt.binary_exponent_range[1], fmt.subnormals):
+        return (NEAREST_EVEN_MAGIC,) + common[1:]
+    return common
 
 
 @lru_cache(maxsize=None)
