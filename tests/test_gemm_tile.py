@@ -16,7 +16,7 @@ import lowbit
 from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
 from lowbit.emulator.kernels_gemm_api import accumulator_kind
-from lowbit.formats import FORMATS, Rounding
+from lowbit.formats import FORMATS, FloatFormat, Rounding
 
 R = Rounding
 DETERMINISTIC = [R.NEAREST_EVEN, R.NEAREST_AWAY, R.TOWARD_ZERO, R.UP, R.DOWN, R.TO_ODD]
@@ -60,7 +60,12 @@ def test_fast_equals_generic(ops, acc, mode):
 
 def test_kind_selection():
     assert accumulator_kind(Sequential(format="fp16"))[0] == 1
-    assert accumulator_kind(Sequential(format="bf16"))[0] == 2  # 2^(127+1+16) overflows
+    assert accumulator_kind(Sequential(format="bf16"))[0] == 5  # 2^(127+1+16) overflows
+    assert accumulator_kind(Sequential(format=FloatFormat(
+        name="e7m3_b0", exponent_bits=7, mantissa_bits=3, bias=0)))[0] == 2
+    # normals below float32's smallest normal: the integer rounding would cut them too coarsely
+    assert accumulator_kind(Sequential(format=FloatFormat(
+        name="e8m2_b130", exponent_bits=8, mantissa_bits=2, bias=130))) is None
     assert accumulator_kind(Sequential(format="e4m3fn"))[0] == 4
     assert accumulator_kind(Sequential(format="fp16", rounding=R.TOWARD_ZERO))[0] == 3
     assert accumulator_kind(Sequential(format="bf16", rounding=R.UP)) is None  # emax 127
@@ -162,19 +167,19 @@ def test_add_odd_f32_is_round_to_odd():
 
 
 @pytest.mark.parametrize("name", ["e4m3fn", "e5m2", "fp16", "e3m4", "e2m3fn", "e2m1fn", "e5m6",
-                                  "1-6-9"])
-def test_magic_rounding_equals_quantize(name):
-    """The exponent-magic RNE of the GEMM accumulator (kind 4) on every float32 class: normals
+                                  "1-6-9", "bf16", "tf32", "e7m3_b0"])
+def test_accumulator_rounding_equals_quantize(name):
+    """The RNE steps of the GEMM accumulator (kinds 4, 5 and 2) on every float32 class: normals
     of every binade, ties, subnormals of float32 and of the format, overflow, inf and NaN,
     against ``lowbit.quantize`` (itself checked against Fractions and ml_dtypes)."""
     from numba import njit
 
     from lowbit.emulator.kernels_gemm_fast import make_step
     from lowbit.emulator.kernels_gemm_api import rne_kind
-    fmt = FORMATS[name]
+    fmt = FORMATS.get(name) or FloatFormat(name=name, exponent_bits=7, mantissa_bits=3, bias=0)
     kind, g = rne_kind(fmt)
-    assert kind == 4
-    step = make_step(4, 0, 0)
+    assert kind == {"bf16": 5, "tf32": 5, "e7m3_b0": 2}.get(name, 4)
+    step = make_step(kind, 0, 0)
 
     @njit
     def run(x, out):
@@ -183,7 +188,8 @@ def test_magic_rounding_equals_quantize(name):
 
     rng = np.random.default_rng(9)
     bits = rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32)
-    vals = FORMATS[name].values().astype(np.float32)
+    vals = fmt.values().astype(np.float32) if fmt.bits <= 16 else np.float32(
+        [fmt.max, fmt.min_normal, fmt.min_positive])
     vals = vals[np.isfinite(vals)]
     mids = ((vals[1:].astype(np.float64) + vals[:-1]) / 2).astype(np.float32)
     x = np.concatenate([bits.view(np.float32), vals, mids, -mids, np.nextafter(mids, 0),

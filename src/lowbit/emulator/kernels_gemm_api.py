@@ -3,7 +3,8 @@
 A fast kernel runs only where it is provably the same arithmetic as the generic one: every
 product exact in float32, and every accumulator step either RNE to binary32, fp16, or a signed
 IEEE/FN-style format with subnormals whose values and round-to-odd resolution fit float32
-(kind 4 where ``2^(emax + 1 + 23 - m)`` is a finite float32, else kind 2), or
+(kind 4 where ``2^(emax + 1 + 23 - m)`` is a finite float32, kind 5 for float32's exponent
+range, else kind 2), or
 (kind 3) any deterministic non-RNE mode to such a format with at most 22 mantissa bits whose sums
 cannot overflow float32. The round-to-odd fix makes the float32 sum carry the exact sum's sign
 and sticky bit, so rounding it once more (to at most 22 bits, 21 for round-to-nearest) equals
@@ -37,7 +38,7 @@ def accumulator_kind(seq) -> tuple[int, tuple[int, ...]] | None:
     m = fmt.mantissa_bits
     ieee = fmt.specials == Specials.IEEE and fmt.overflow == Overflow.INFINITY and fmt.subnormals
     like_f32 = (m <= 21 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
-                and emin - m - 2 >= -149 and emax <= 127
+                and emin >= -126 and emax <= 127
                 and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
     if seq.rounding != Rounding.NEAREST_EVEN:
         return _kind3(seq, fmt, m, emin, emax)
@@ -51,7 +52,8 @@ def accumulator_kind(seq) -> tuple[int, tuple[int, ...]] | None:
 
 
 def rne_kind(fmt: FloatFormat) -> tuple[int, tuple[int, ...]]:
-    """(kind 4 or 2, parameters) of RNE to ``fmt`` for a format ``accumulator_kind`` accepts."""
+    """(kind 4, 5 or 2, parameters) of RNE to ``fmt`` for a format ``accumulator_kind``
+    accepts (see ``kernels_gemm_micro``)."""
     emin, emax = fmt.binary_exponent_range
     m = fmt.mantissa_bits
     ovf = {Overflow.INFINITY: _F32_INF, Overflow.NAN: _F32_NAN}
@@ -60,7 +62,7 @@ def rne_kind(fmt: FloatFormat) -> tuple[int, tuple[int, ...]]:
     params = (23 - m, _f32_bits(float(fmt.min_normal)), maxbits, ovf.get(fmt.overflow, maxbits),
               _f32_bits(2.0 ** (emin - m + 23)), _f32_bits(2.0 ** cap) if cap <= 127 else 0, 0,
               0, 0)
-    return (4 if cap <= 127 else 2), params
+    return (4 if cap <= 127 else 5 if emin == -126 else 2), params
 
 
 _KIND3_MODES = (Rounding.NEAREST_AWAY, Rounding.TOWARD_ZERO, Rounding.UP, Rounding.DOWN,
@@ -75,7 +77,7 @@ def _kind3(seq, fmt, m, emin, emax):
         return None
     spare = 2 if seq.rounding == Rounding.NEAREST_AWAY else 1
     ok = (m + spare <= 23 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
-          and emin - m - 2 >= -149 and emax <= 125
+          and emin >= -126 and emax <= 125
           and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
     return (3, tuple(int(v) for v in _f32_params(fmt, seq.rounding))) if ok else None
 

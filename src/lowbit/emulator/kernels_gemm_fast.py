@@ -97,8 +97,10 @@ def round_bits_f32(typingctx, x, sh, minnorm, maxbits, ovf, magic):
     return types.float32(types.float32, i32, i32, i32, i32, types.float32), codegen
 
 
-def round_bits_ir(builder, x, sh, minnorm, maxbits, ovf, magic):
-    """IR of ``round_bits_f32`` (i32 parameters, float ``magic``)."""
+def round_bits_ir(builder, x, sh, minnorm, maxbits, ovf, magic, subnormal_path=True):
+    """IR of ``round_bits_f32`` (i32 parameters, float ``magic``). Without ``subnormal_path``
+    for formats whose smallest normal is float32's (bf16, tf32): their subnormal grid is then
+    float32's own bit pattern cut at ``sh``, which the integer rounding handles as it stands."""
     n = lanes(x)
     sh, minnorm, maxbits, ovf, magic = (splat(builder, v, n) for v in (sh, minnorm, maxbits, ovf,
                                                                       magic))
@@ -111,11 +113,12 @@ def round_bits_ir(builder, x, sh, minnorm, maxbits, ovf, magic):
     lsb = builder.and_(builder.lshr(a, sh), _c(1, x))
     r = builder.and_(builder.add(builder.add(a, half_m1), lsb), builder.not_(
         builder.sub(unit, _c(1, x))))
-    ax = builder.bitcast(a, tf)
-    sub = builder.bitcast(builder.fsub(builder.fadd(ax, magic), magic), ti)
-    r = builder.select(builder.icmp_unsigned("<", a, minnorm), sub, r)
+    if subnormal_path:
+        ax = builder.bitcast(a, tf)
+        sub = builder.bitcast(builder.fsub(builder.fadd(ax, magic), magic), ti)
+        r = builder.select(builder.icmp_signed("<", a, minnorm), sub, r)
     r = builder.select(builder.icmp_unsigned(">", r, maxbits), ovf, r)
-    r = builder.select(builder.icmp_unsigned(">", a, _c(0x7F800000, x)), _c(0x7FC00000, x), r)
+    r = builder.select(builder.icmp_signed(">", a, _c(0x7F800000, x)), _c(0x7FC00000, x), r)
     return builder.bitcast(builder.or_(r, sign), tf)
 
 
@@ -159,6 +162,9 @@ def round_ir(builder, kind: int, mode: int, s, g):
         return builder.fpext(builder.fptrunc(s, like(ir.HalfType(), lanes(s))), s.type)
     if kind == 2:
         return round_bits_ir(builder, s, g[0], g[1], g[2], g[3], builder.bitcast(g[4], _F32))
+    if kind == 5:
+        return round_bits_ir(builder, s, g[0], g[1], g[2], g[3], builder.bitcast(g[4], _F32),
+                             subnormal_path=False)
     if kind == 4:
         return round_magic_ir(builder, s, g[0], g[2], g[3], g[4], g[5])
     return _emit(builder, mode, s, *g)
