@@ -117,8 +117,7 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     twosum = int(kin[0] == 3 or _needs_twosum(operands, inner.format))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     step_out = (kout[0], 1 if kout[0] else 0, int(outer.rounding) if outer is not None else 0)
-    a32, b32 = pad(np.ascontiguousarray(a, dtype=np.float32),
-                   np.ascontiguousarray(b, dtype=np.float32))
+    a32, b32 = pad(a, b)  # exact: the operands are float32 values (``_product_top``)
     cc = c if c is not None else np.zeros((1, 1))
     micro_kernel(step_in, step_out)(a32, b32, cc, out, int(c is not None), kin[1], kout[1],
                                     int(chunk or 0))

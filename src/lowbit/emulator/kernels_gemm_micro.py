@@ -175,13 +175,13 @@ def micro_kernel(step_in: tuple[int, int, int], step_out: tuple[int, int, int]):
     return _make_kernel(_make_block(*step_in), make_step(*step_out))
 
 
-def pad(a32: np.ndarray, b32: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``a`` with rows and ``b`` with columns zero-padded to the register block."""
-    m, k = a32.shape
-    n = b32.shape[1]
-    mp, np_ = -(-m // RB) * RB, -(-n // WIDTH) * WIDTH
-    if mp != m:
-        a32 = np.concatenate([a32, np.zeros((mp - m, k), np.float32)])
-    if np_ != n:
-        b32 = np.concatenate([b32, np.zeros((k, np_ - n), np.float32)], axis=1)
+def pad(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 copies of ``a`` with rows and ``b`` with columns zero-padded to the register block
+    (one pass each: the conversion writes into the padded buffer)."""
+    m, k = a.shape
+    n = b.shape[1]
+    a32 = np.zeros((-(-m // RB) * RB, k), np.float32)
+    b32 = np.zeros((k, -(-n // WIDTH) * WIDTH), np.float32)
+    a32[:m] = a
+    b32[:, :n] = b
     return a32, b32
