@@ -359,3 +359,28 @@ def test_magic_rne_kernel_equals_general_rne_kernel(fmt):
     quantize_f32(x, want, *params, int(Rounding.NEAREST_EVEN), np.uint64(0), 0, 0)
     quantize_f32(x, got, *params, NEAREST_EVEN_MAGIC, np.uint64(0), 0, 0)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), fmt.name
+
+
+@pytest.mark.parametrize("name", ["e4m3fn", "e5m2fnuz", "e2m1fn"])
+@pytest.mark.parametrize("shift", [0, 1, 5])
+def test_streaming_rne_equals_general_kernel(name, shift):
+    """From STREAM_MIN elements on, RNE writes with streaming stores (peeled to an aligned
+    output address, 8 lanes at a time, a scalar tail): the same bits as the general kernel,
+    whatever the output's alignment (``shift`` offsets both views by that many elements)."""
+    from lowbit.emulator.kernels_f32 import quantize_f32
+    from lowbit.emulator.kernels_stream import STREAM_MIN
+    from lowbit.emulator.quantize import _f32_params
+    fmt = FORMATS[name]
+    n = STREAM_MIN + 37
+    rng = np.random.default_rng(shift)
+    raw = rng.integers(0, 2**32, n + shift, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    raw[::7] = rng.standard_normal(raw[::7].size).astype(np.float32)
+    x = raw[shift:]
+    got_buf = np.full(n + shift, np.float32(7.0))
+    got = got_buf[shift:]
+    lowbit.quantize(x, fmt, out=got)
+    want = np.empty(n, np.float32)
+    quantize_f32(x, want, *_f32_params(fmt, Rounding.NEAREST_EVEN), int(Rounding.NEAREST_EVEN),
+                 np.uint64(0), 0, 0)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert np.all(got_buf[:shift] == 7.0)  # nothing written before the view

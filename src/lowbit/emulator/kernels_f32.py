@@ -11,6 +11,7 @@ from numba import prange
 
 from ._jit import bits_f32, f32_bits, jit, jit_force_inline, jit_parallel
 from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, TO_ODD, TOWARD_ZERO, UP
+from .kernels_stream import STREAM_CHUNK, STREAM_MIN, rne_magic_stream
 from .llvm_round import NEAREST_EVEN_MAGIC, ROUNDERS, round_ne_magic
 from .rng import counter_bits
 
@@ -77,9 +78,14 @@ def round_bits(x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_b
 def quantize_f32(x, out, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
                  negzero, mode, key, offset, nbits):
     """Quantise float32 ``x`` into float32 ``out`` (flat, same length). ``mode`` is a rounding
-    mode or ``NEAREST_EVEN_MAGIC`` (RNE in fewer instructions, where ``magic_rne_ok``)."""
+    mode or ``NEAREST_EVEN_MAGIC`` (RNE in fewer instructions, where ``magic_rne_ok``; with
+    streaming stores from ``STREAM_MIN`` elements on: ``kernels_stream``)."""
     n = x.size
-    if mode == NEAREST_EVEN_MAGIC:
+    if mode == NEAREST_EVEN_MAGIC and n >= STREAM_MIN:
+        for c in prange((n + STREAM_CHUNK - 1) // STREAM_CHUNK):
+            rne_magic_stream(x, out, c * STREAM_CHUNK, min(n, (c + 1) * STREAM_CHUNK), m, emin,
+                             sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits, negzero)
+    elif mode == NEAREST_EVEN_MAGIC:
         for i in prange(n):
             out[i] = round_ne_magic(x[i], m, emin, sub, max_bits, over_pos, over_neg, inf_bits,
                                     minpos_bits, negzero)
