@@ -384,3 +384,28 @@ def test_streaming_rne_equals_general_kernel(name, shift):
                  np.uint64(0), 0, 0)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
     assert np.all(got_buf[:shift] == 7.0)  # nothing written before the view
+
+
+def test_float64_input_is_rounded_to_odd_at_float32_first():
+    """``quantize`` narrows float64 input with ``to_f32_odd`` before the float32 kernels: exact
+    values stay, every other one becomes the float32 neighbour with the odd last bit (the two
+    neighbours bracket it), and beyond float32's range +-max (odd) stands for the overflow."""
+    from lowbit.emulator.kernels_f32 import to_f32_odd
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(50_000) * 2.0 ** rng.integers(-160, 140, 50_000)
+    x[:1000] = rng.standard_normal(1000).astype(np.float32)  # exactly representable
+    x[1000:1010] = [np.inf, -np.inf, 0.0, -0.0, 1e39, -1e39, 3.4028235677973366e38,
+                    1e-46, -1e-46, 2.0 ** -149 * 1.5]
+    out = np.empty(x.size, np.float32)
+    to_f32_odd(x, out)
+    exact = out.astype(np.float64) == x
+    assert exact[:1000].all() and np.array_equal(np.signbit(out[1002:1004]), [False, True])
+    big = np.abs(x) > np.finfo(np.float32).max
+    assert np.all(np.abs(out[big & np.isfinite(x)]) == np.finfo(np.float32).max)
+    rest = ~exact & ~big
+    f = out[rest]
+    assert np.all(f.view(np.uint32) & 1 == 1)
+    g = np.nextafter(f, np.where(x[rest] > f, np.float32(np.inf), np.float32(-np.inf)))
+    lo, hi = np.minimum(f, g).astype(np.float64), np.maximum(f, g).astype(np.float64)
+    assert np.all((lo < x[rest]) & (x[rest] < hi))
+    assert np.array_equal(np.signbit(out[x != 0]), np.signbit(x[x != 0]))

@@ -185,3 +185,21 @@ def codes_from_f32(v, codes, m, emin, bits, nan_code, inf_code, negzero):
             code = max(nan_code, 0) | (sign_bit if (neg & (negzero == 1)) else 0)
         codes[i] = code
     return bad
+
+
+@jit_parallel
+def to_f32_odd(x, out):
+    """float64 ``x`` rounded to odd at float32 (``out``): the truncation toward zero with its
+    last bit set when anything was dropped (the result stays finite for finite ``x``: beyond
+    float32's range it is +-max). A following rounding to at most 21 bits in any deterministic
+    mode equals that of ``x`` itself (``quantize`` uses it for float64 input)."""
+    for i in prange(x.size):
+        v = x[i]
+        f = np.float32(v)
+        back = np.float64(f)
+        inexact = (back != v) & (v == v)
+        away = np.abs(back) > np.abs(v)
+        drop = np.uint32(1) if inexact & away else np.uint32(0)
+        odd = np.uint32(1) if inexact else np.uint32(0)
+        out[i] = bits_f32(np.uint32((f32_bits(f) - drop) | odd))
+

@@ -161,6 +161,21 @@ class _Job:
         if self.x.dtype == np.float16:
             self.x = self.x.astype(np.float32)
 
+    def _float32_input(self) -> tuple[np.ndarray, bool]:
+        """The input as float32 where the float32 kernels give the float64 result: float64 input
+        rounded to odd at 24 bits keeps what any deterministic rounding to at most 21 bits needs
+        (and, below 2^127, where the value lies beyond the format's range). Returns the array
+        and whether it is a private copy."""
+        fmt, x = self.fmt, self.x
+        if (x.dtype != np.float64 or self.mode == Rounding.STOCHASTIC
+                or not isinstance(fmt, FloatFormat) or not _fast_f32(fmt)
+                or fmt.mantissa_bits > 21 or fmt.binary_exponent_range[1] > 126):
+            return x, False
+        from .kernels_f32 import to_f32_odd
+        x32 = np.empty(x.shape, np.float32)
+        to_f32_odd(x, x32)
+        return x32, True
+
     def run(self, values=None, codes=None) -> int:
         fmt, want_codes = self.fmt, codes is not None
         values = values if values is not None else np.empty(0)
@@ -192,19 +207,23 @@ class _Job:
                 return T.encode_table(self.x, codes, mags, mcodes, p, *common)
             return T.quantize_table(self.x, values, mags, mcodes, p, *common)
         maxval, minval = float(fmt.max), float(fmt.min_normal)
-        if want_codes and self.x.dtype == np.float32 and _fast_f32(fmt):
+        x, owned = self._float32_input()
+        if want_codes and x.dtype == np.float32 and _fast_f32(fmt):
             from .kernels_f32 import codes_from_f32, quantize_f32
-            v = np.empty(self.x.shape, np.float32)
-            quantize_f32(self.x, v, *_f32_params(fmt, self.mode), *_f32_common(fmt, common))
+            v = x if owned else np.empty(x.shape, np.float32)
+            quantize_f32(x, v, *_f32_params(fmt, self.mode), *_f32_common(fmt, common))
             kp = fmt.kernel_params
             return codes_from_f32(v, codes, kp.mantissa_bits, kp.emin, kp.bits, kp.nan_code,
                                   kp.inf_code, kp.negative_zero)
         if want_codes:
             from .kernels_float import encode_float
             return encode_float(self.x, codes, fmt.kernel_params, maxval, minval, *common)
-        if self.x.dtype == np.float32 and values.dtype == np.float32 and _fast_f32(fmt):
+        if x.dtype == np.float32 and _fast_f32(fmt) and (owned or values.dtype == np.float32):
             from .kernels_f32 import quantize_f32
-            quantize_f32(self.x, values, *_f32_params(fmt, self.mode), *_f32_common(fmt, common))
+            v = values if values.dtype == np.float32 else x
+            quantize_f32(x, v, *_f32_params(fmt, self.mode), *_f32_common(fmt, common))
+            if v is not values:
+                values[:] = v
             return 0
         from .kernels_float import quantize_float
         quantize_float(self.x, values, fmt.kernel_params, maxval, minval, *common)
