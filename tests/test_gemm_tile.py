@@ -200,3 +200,19 @@ def test_accumulator_rounding_equals_quantize(name):
     same = (out == want) | (np.isnan(out) & np.isnan(want))
     assert same.all(), (name, x[~same][:5], out[~same][:5], want[~same][:5])
     assert np.array_equal(np.signbit(out[~np.isnan(out)]), np.signbit(want[~np.isnan(want)]))
+
+
+@pytest.mark.parametrize("acc", ["e4m3fn", "e5m2", "e3m4", "bf16"])
+def test_fast_equals_generic_with_special_and_huge_c(acc):
+    """Infinite, NaN and huge finite initial accumulators: the lean kind-4 steps (no upper clamp,
+    no NaN select) must only be chosen where they cannot matter."""
+    rng = np.random.default_rng(17)
+    m, k, n = 5, 40, 30
+    a, b = _operands("e4m3fn", (m, k), rng), _operands("e4m3fn", (k, n), rng)
+    for extra in ([np.inf, -np.inf, np.nan], [1e30, -3e38, 2.0 ** 100], [448.0, -57344.0, 0.0]):
+        c = _operands("e4m3fn", (m, n), rng)
+        c.flat[rng.choice(c.size, 9, replace=False)] = np.repeat(extra, 3)
+        dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Sequential(format=acc))
+        fast = gemm(a, b, dp, C=c)
+        slow, _ = gemm(a, b, dp, C=c, counters=True)
+        assert _same(fast, slow), (acc, extra)

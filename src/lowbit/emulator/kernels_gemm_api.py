@@ -101,6 +101,19 @@ def _needs_twosum(operands, fmt: FloatFormat) -> bool:
     return not (sp + fmt.mantissa_bits <= 22 and fmt.mantissa_bits <= 10)
 
 
+def _lean_flags(params, top: int, emax: int, c) -> int:
+    """``LEAN_*`` flags of a kind-4 inner step: no upper clamp when no finite sum can reach
+    ``2^(127 - sh)`` (products stay below ``2^top``, accumulator values below ``2^(emax + 1)``
+    or the largest finite ``|c|``), no NaN select when an overflow becomes NaN anyway."""
+    from .kernels_gemm_fast import LEAN_NO_CAP, LEAN_NO_NAN
+    bound = max(top, emax + 1)
+    if c is not None:
+        cmax = float(np.max(np.abs(c), where=np.isfinite(c), initial=0.0))
+        bound = max(bound, int(np.frexp(cmax)[1]))
+    flags = LEAN_NO_CAP if bound + 1 + params[0] <= 127 else 0
+    return flags | (LEAN_NO_NAN if params[3] == _F32_NAN else 0)
+
+
 def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     """Run the fast kernel into ``out`` and return True, or return False (nothing done)."""
     top = _product_top(operands)
@@ -116,6 +129,8 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     from .kernels_gemm_micro import micro_kernel, pad
     twosum = int(kin[0] == 3 or _needs_twosum(operands, inner.format))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
+    if kin[0] == 4:
+        step_in = (4, twosum, _lean_flags(kin[1], top, inner_emax, c))
     step_out = (kout[0], 1 if kout[0] else 0, int(outer.rounding) if outer is not None else 0)
     a32, b32 = pad(a, b)  # exact: the operands are float32 values (``_product_top``)
     cc = c if c is not None else np.zeros((1, 1))

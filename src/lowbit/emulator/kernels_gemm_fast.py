@@ -22,7 +22,8 @@ from numba.extending import intrinsic
 
 from .llvm_round import _const, lanes, like, splat
 
-__all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir"]
+__all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
+           "LEAN_NO_CAP", "LEAN_NO_NAN"]
 
 _I32 = ir.IntType(32)
 _F32 = ir.FloatType()
@@ -122,14 +123,22 @@ def round_bits_ir(builder, x, sh, minnorm, maxbits, ovf, magic, subnormal_path=T
     return builder.bitcast(builder.or_(r, sign), tf)
 
 
-def round_magic_ir(builder, x, sh, maxbits, ovf, magic, cap):
+#: Flags a kind-4 step carries in its ``mode`` field (see ``round_magic_ir``).
+LEAN_NO_CAP, LEAN_NO_NAN = 1, 2
+
+
+def round_magic_ir(builder, x, sh, maxbits, ovf, magic, cap, clamp_cap=True, nan_select=True):
     """RNE of float32 ``x`` to ``23 - sh`` mantissa bits by one float addition: with ``e`` the
     binary exponent of ``|x|``, ``C = 2^(e + sh)`` has a unit in the last place equal to the
     format's quantum at ``e``, so ``(|x| + C) - C`` is ``|x|`` rounded by the host's RNE (a carry
     into the next binade stays inside ``C``'s binade). ``C`` is clamped below by ``magic``
     (``2^(emin + sh)``: the subnormal quantum) and above by ``cap`` (``2^(emax + 1 + sh)``,
     which must be a finite float32: anything that large overflows the format anyway). About
-    half the instructions of ``round_bits_ir``; overflow, NaN and sign as there."""
+    half the instructions of ``round_bits_ir``; overflow, NaN and sign as there.
+
+    ``clamp_cap=False`` where no finite ``|x|`` reaches ``2^(127 - sh)`` (an infinite or NaN
+    ``x`` makes ``C`` wrap to a tiny negative number and passes through unchanged);
+    ``nan_select=False`` where ``ovf`` is NaN (a NaN ``x`` then takes the overflow select)."""
     n = lanes(x)
     sh, maxbits, ovf, magic, cap = (splat(builder, v, n) for v in (sh, maxbits, ovf, magic, cap))
     ti, tf = _int_type(x), _float_type(x)
@@ -138,11 +147,13 @@ def round_magic_ir(builder, x, sh, maxbits, ovf, magic, cap):
     sign = builder.xor(b, a)
     cb = builder.add(builder.and_(a, _c(0x7F800000, x)), builder.shl(sh, _c(23, x)))
     cb = builder.select(builder.icmp_unsigned("<", cb, magic), magic, cb)
-    cb = builder.select(builder.icmp_unsigned(">", cb, cap), cap, cb)
+    if clamp_cap:
+        cb = builder.select(builder.icmp_unsigned(">", cb, cap), cap, cb)
     big = builder.bitcast(cb, tf)
     r = builder.bitcast(builder.fsub(builder.fadd(builder.bitcast(a, tf), big), big), ti)
     r = builder.select(builder.icmp_signed(">", r, maxbits), ovf, r)
-    r = builder.select(builder.icmp_signed(">", a, _c(0x7F800000, x)), _c(0x7FC00000, x), r)
+    if nan_select:
+        r = builder.select(builder.icmp_signed(">", a, _c(0x7F800000, x)), _c(0x7FC00000, x), r)
     return builder.bitcast(builder.or_(r, sign), tf)
 
 
@@ -165,8 +176,9 @@ def round_ir(builder, kind: int, mode: int, s, g):
     if kind == 5:
         return round_bits_ir(builder, s, g[0], g[1], g[2], g[3], builder.bitcast(g[4], _F32),
                              subnormal_path=False)
-    if kind == 4:
-        return round_magic_ir(builder, s, g[0], g[2], g[3], g[4], g[5])
+    if kind == 4:  # ``mode`` holds LEAN_* flags here (the mode itself is RNE)
+        return round_magic_ir(builder, s, g[0], g[2], g[3], g[4], g[5],
+                              clamp_cap=not mode & LEAN_NO_CAP, nan_select=not mode & LEAN_NO_NAN)
     return _emit(builder, mode, s, *g)
 
 

@@ -6,7 +6,8 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
 * kind 1: fp16 accumulator, ``fptrunc``/``fpext`` (RNE);
 * kind 2: any fast-path format, RNE by integer bit operations (``round_bits_ir``);
 * kind 4: the same by one exponent-scaled float addition (``round_magic_ir``; formats whose
-  largest magic constant is a finite float32, i.e. all but the binary32-range ones);
+  largest magic constant is a finite float32, i.e. all but the binary32-range ones); its
+  ``mode`` field carries ``LEAN_*`` flags that drop selects the operands make unnecessary;
 * kind 5: the integer rounding of kind 2 alone, for formats with float32's smallest normal
   (bf16, tf32), whose subnormals are float32's bit patterns cut short;
 * kind 3: any fast-path format and deterministic mode ``mode`` by ``llvm_round._emit``.
