@@ -235,16 +235,17 @@ def _native_quantize(x: np.ndarray, fmt) -> np.ndarray | None:
     """numpy's own correctly rounded casts where they equal ``quantize`` (RNE) and are faster:
     binary32, saturating integers without fraction bits, and +-1 signs; else None. (fp16 goes
     through ``quantize``, whose float32 kernels are several times faster than numpy's cast.)"""
-    if np.isnan(x).any():
+    native = (fmt == _FP32 or isinstance(fmt, BinaryFormat)
+              or isinstance(fmt, IntFormat) and fmt.fraction_bits == 0
+              and fmt.overflow == IntOverflow.SATURATE)
+    if not native or np.isnan(x).any():
         return None
     if fmt == _FP32:
         with np.errstate(over="ignore"):
             return x.astype(np.float32).astype(np.float64)
     if isinstance(fmt, BinaryFormat):
         return np.where(x >= 0.0, 1.0, -1.0)
-    if isinstance(fmt, IntFormat) and fmt.fraction_bits == 0 and fmt.overflow == IntOverflow.SATURATE:
-        return np.clip(np.rint(x), fmt.qmin, fmt.qmax) + 0.0  # integers have no -0
-    return None
+    return np.clip(np.rint(x), fmt.qmin, fmt.qmax) + 0.0  # integers have no -0
 
 
 def _broadcast_scale(s, shape, name: str, row: bool) -> np.ndarray:
