@@ -93,8 +93,8 @@ def _make_block(kind: int, twosum: int, mode: int):
                                   zip((i0_v, j0_v, k0_v, k1_v), signature.args[3:7]))
             gv = [builder.trunc(builder.extract_value(g_v, i), ir.IntType(32)) for i in range(9)]
             cells = [(r, v) for r in range(RB) for v in range(VB)]
-            init = [builder.load(_vec_ptr(builder, acc_d, ir.Constant(_I64, r * WIDTH + v * LANES)),
-                                 align=4) for r, v in cells]
+            init = [builder.load(_vec_ptr(builder, acc_d, ir.Constant(
+                _I64, r * WIDTH + v * LANES)), align=4) for r, v in cells]
             a_rows = [builder.mul(builder.add(i0_, ir.Constant(_I64, r)), lda) for r in range(RB)]
             entry = builder.block
             loop = builder.append_basic_block("block.loop")
@@ -136,8 +136,8 @@ def _make_block(kind: int, twosum: int, mode: int):
                 out.add_incoming(x1, tail)
                 outs.append(out)
             for out, (r, v) in zip(outs, cells):
-                builder.store(out, _vec_ptr(builder, acc_d, ir.Constant(_I64, r * WIDTH + v * LANES)),
-                              align=4)
+                offset = ir.Constant(_I64, r * WIDTH + v * LANES)
+                builder.store(out, _vec_ptr(builder, acc_d, offset), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
