@@ -20,7 +20,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .llvm_round import _const, lanes, like, splat
+from .llvm_round import _const, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
            "LEAN_NO_CAP", "LEAN_NO_NAN"]
@@ -128,29 +128,19 @@ LEAN_NO_CAP, LEAN_NO_NAN = 1, 2
 
 
 def round_magic_ir(builder, x, sh, maxbits, ovf, magic, cap, clamp_cap=True, nan_select=True):
-    """RNE of float32 ``x`` to ``23 - sh`` mantissa bits by one float addition: with ``e`` the
-    binary exponent of ``|x|``, ``C = 2^(e + sh)`` has a unit in the last place equal to the
-    format's quantum at ``e``, so ``(|x| + C) - C`` is ``|x|`` rounded by the host's RNE (a carry
-    into the next binade stays inside ``C``'s binade). ``C`` is clamped below by ``magic``
-    (``2^(emin + sh)``: the subnormal quantum) and above by ``cap`` (``2^(emax + 1 + sh)``,
-    which must be a finite float32: anything that large overflows the format anyway). About
-    half the instructions of ``round_bits_ir``; overflow, NaN and sign as there.
+    """RNE of float32 ``x`` to ``23 - sh`` mantissa bits by one float addition
+    (``llvm_round.magic_round_abs``, clamped at ``magic`` and ``cap``); about half the
+    instructions of ``round_bits_ir``, with overflow, NaN and sign as there.
 
-    ``clamp_cap=False`` where no finite ``|x|`` reaches ``2^(127 - sh)`` (an infinite or NaN
-    ``x`` makes ``C`` wrap to a tiny negative number and passes through unchanged);
-    ``nan_select=False`` where ``ovf`` is NaN (a NaN ``x`` then takes the overflow select)."""
+    ``clamp_cap=False`` where no finite ``|x|`` reaches ``2^(127 - sh)``; ``nan_select=False``
+    where ``ovf`` is NaN (a NaN ``x`` then takes the overflow select)."""
     n = lanes(x)
     sh, maxbits, ovf, magic, cap = (splat(builder, v, n) for v in (sh, maxbits, ovf, magic, cap))
     ti, tf = _int_type(x), _float_type(x)
     b = builder.bitcast(x, ti)
     a = builder.and_(b, _c(0x7FFFFFFF, x))
     sign = builder.xor(b, a)
-    cb = builder.add(builder.and_(a, _c(0x7F800000, x)), builder.shl(sh, _c(23, x)))
-    cb = builder.select(builder.icmp_unsigned("<", cb, magic), magic, cb)
-    if clamp_cap:
-        cb = builder.select(builder.icmp_unsigned(">", cb, cap), cap, cb)
-    big = builder.bitcast(cb, tf)
-    r = builder.bitcast(builder.fsub(builder.fadd(builder.bitcast(a, tf), big), big), ti)
+    r = magic_round_abs(builder, a, sh, magic, cap if clamp_cap else None)
     r = builder.select(builder.icmp_signed(">", r, maxbits), ovf, r)
     if nan_select:
         r = builder.select(builder.icmp_signed(">", a, _c(0x7F800000, x)), _c(0x7FC00000, x), r)

@@ -15,8 +15,8 @@ from numba.extending import intrinsic
 from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, TO_ODD, TOWARD_ZERO, UP
 from .rng import MUL1, MUL2, WEYL, WEYL_HI
 
-__all__ = ["ROUNDERS", "NEAREST_EVEN_MAGIC", "round_ne_magic", "magic_rne_ok", "lanes", "like",
-           "splat"]
+__all__ = ["ROUNDERS", "NEAREST_EVEN_MAGIC", "round_ne_magic", "magic_rne_ok",
+           "magic_round_abs", "lanes", "like", "splat"]
 
 _I32 = ir.IntType(32)
 
@@ -120,15 +120,33 @@ def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
     return b.bitcast(out, like(ir.FloatType(), n))
 
 
+def magic_round_abs(builder: ir.IRBuilder, a, sh, magic, cap=None):
+    """Bits of ``|x|`` (i32 ``a``, scalar or vector) rounded to nearest even at ``23 - sh``
+    mantissa bits by one float addition: with ``e`` the binary exponent of ``|x|``,
+    ``C = 2^(e + sh)`` has a unit in the last place equal to the format's quantum at ``e``, so
+    ``(|x| + C) - C`` is ``|x|`` rounded by the host (a carry into the next binade stays inside
+    ``C``'s binade). ``C`` (as bits) is clamped below at ``magic`` (``2^(emin - m + 23)``: its
+    unit is the subnormal quantum, so formats with subnormals only) and above at ``cap``
+    (``2^(emax + 1 + sh)``, a finite float32: anything that large overflows anyway). ``cap=None``
+    where no finite ``|x|`` reaches ``2^(127 - sh)``: an infinite or NaN ``x`` then makes ``C``
+    wrap to a tiny negative number and comes out unchanged. Overflow and specials are the
+    caller's."""
+    b = builder
+    ti, ft = a.type, like(ir.FloatType(), lanes(a))
+    cb = b.add(b.and_(a, _const(0x7F800000, ti)), b.shl(sh, _const(23, ti)))
+    cb = b.select(b.icmp_unsigned("<", cb, magic), magic, cb)
+    if cap is not None:
+        cb = b.select(b.icmp_unsigned(">", cb, cap), cap, cb)
+    big = b.bitcast(cb, ft)
+    return b.bitcast(b.fsub(b.fadd(b.bitcast(a, ft), big), big), ti)
+
+
 def _emit_ne_magic(builder: ir.IRBuilder, x, m, emin, sub, max_bits, over_pos, over_neg,
                    inf_bits, minpos_bits, negzero):
-    """RNE as ``_emit`` computes it, in about half the instructions: with ``e`` the binary
-    exponent of ``|x|`` and ``sh = 23 - m``, ``C = 2^(e + sh)`` has a unit in the last place equal
-    to the format's quantum at ``e``, so ``(|x| + C) - C`` is ``|x|`` rounded to nearest even by
-    the host (a carry into the next binade stays inside ``C``'s binade). ``C`` is clamped below
-    at ``2^(emin - m + 23)`` (its unit is the subnormal quantum: formats with subnormals only)
-    and above at ``2^(emax + 1 + sh)``, which must be a finite float32 (``magic_rne_ok``):
-    anything that large overflows anyway. Overflow, specials and signs as ``_emit``."""
+    """RNE as ``_emit`` computes it, in about half the instructions (``magic_round_abs``, for
+    formats where ``magic_rne_ok``); overflow, specials and signs as ``_emit``. The parameter
+    list is ``_emit``'s: ``sub`` is 1 here, and under RNE ``over_neg == over_pos`` and no
+    ``minpos_bits`` special case arises."""
     b = builder
     n = lanes(x)
     ti = like(_I32, n)
@@ -144,18 +162,13 @@ def _emit_ne_magic(builder: ir.IRBuilder, x, m, emin, sub, max_bits, over_pos, o
     sh = b.sub(c(23), m)
     magic = b.shl(b.add(b.sub(emin, m), c(23 + 127)), c(23))
     cap = b.add(b.and_(max_bits, c(0x7F800000)), b.shl(b.add(sh, c(1)), c(23)))
-    cb = b.add(b.and_(a, c(0x7F800000)), b.shl(sh, c(23)))
-    cb = b.select(b.icmp_unsigned("<", cb, magic), magic, cb)
-    cb = b.select(b.icmp_unsigned(">", cb, cap), cap, cb)
-    ft = like(ir.FloatType(), n)
-    big = b.bitcast(cb, ft)
-    out = b.bitcast(b.fsub(b.fadd(b.bitcast(a, ft), big), big), ti)
+    out = magic_round_abs(b, a, sh, magic, cap)
     out = b.select(b.icmp_signed(">", out, max_bits), over_pos, out)
     special = b.select(b.icmp_signed(">", a, c(0x7F800000)), b.or_(a, c(0x400000)), inf_bits)
     out = b.select(b.icmp_signed(">=", a, c(0x7F800000)), special, out)
     keep_sign = b.or_(b.icmp_unsigned("!=", out, c(0)), b.icmp_unsigned("!=", negzero, c(0)))
     out = b.or_(out, b.select(keep_sign, sign, c(0)))
-    return b.bitcast(out, ft)
+    return b.bitcast(out, like(ir.FloatType(), n))
 
 
 def _hash_hi(b: ir.IRBuilder, key, index):
@@ -207,7 +220,9 @@ def _make_stochastic():
     return rounder
 
 
-def _make(mode: int):
+def _make_rounder(emit):
+    """A float32 rounding intrinsic over the nine format parameters; ``emit(builder, x, *ints)``
+    writes its IR."""
     @intrinsic
     def rounder(typingctx, x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
                 negzero):
@@ -218,11 +233,15 @@ def _make(mode: int):
 
         def codegen(context, builder, signature, args):
             ints = [builder.trunc(v, _I32) if v.type != _I32 else v for v in args[1:]]
-            return _emit(builder, mode, args[0], *ints)
+            return emit(builder, args[0], *ints)
 
         return sig, codegen
 
     return rounder
+
+
+def _make(mode: int):
+    return _make_rounder(lambda builder, x, *ints: _emit(builder, mode, x, *ints))
 
 
 #: One intrinsic per rounding mode, indexed by the mode's value (the last takes rnd, nbits).
@@ -233,26 +252,8 @@ ROUNDERS = tuple(_make(mode) for mode in (NEAREST_EVEN, NEAREST_AWAY, TOWARD_ZER
 NEAREST_EVEN_MAGIC = 7
 
 
-def _make_magic():
-    @intrinsic
-    def rounder(typingctx, x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
-                negzero):
-        if x != types.float32:
-            return None
-        sig = types.float32(x, m, emin, sub, max_bits, over_pos, over_neg, inf_bits, minpos_bits,
-                            negzero)
-
-        def codegen(context, builder, signature, args):
-            ints = [builder.trunc(v, _I32) if v.type != _I32 else v for v in args[1:]]
-            return _emit_ne_magic(builder, args[0], *ints)
-
-        return sig, codegen
-
-    return rounder
-
-
 #: ``NEAREST_EVEN`` for formats where ``magic_rne_ok`` holds.
-round_ne_magic = _make_magic()
+round_ne_magic = _make_rounder(_emit_ne_magic)
 
 
 def magic_rne_ok(m: int, emax: int, subnormals: bool) -> bool:
