@@ -23,7 +23,7 @@ from numba.extending import intrinsic
 from .llvm_round import _const, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
-           "LEAN_NO_CAP", "LEAN_NO_NAN"]
+           "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "flags0", "midpoint_flags", "flags_any"]
 
 _I32 = ir.IntType(32)
 _F32 = ir.FloatType()
@@ -187,3 +187,64 @@ def make_step(kind: int, twosum: int, mode: int):
         return types.float32(acc, p, g), codegen
 
     return step
+
+
+#: Step kinds (all round to nearest even) whose round-to-odd fix may run speculatively.
+SPEC_KINDS = (1, 2, 4, 5)
+
+_EXP = 0x7F800000
+
+
+def _mid_params(builder, kind: int, g, n: int):
+    """(mask, pattern, exponent bits of the smallest normal) of the format a step rounds to, as
+    ``n``-lane i32 vectors: a float32 ``s`` in the format's normal range lies on one of its
+    midpoints iff ``bits(s) & mask == pattern``."""
+    if kind == 1:  # fp16: 13 bits below the quantum, smallest normal 2^-14
+        sh, emin = _const(13, _I32), _const(113 << 23, _I32)
+    else:
+        sh, emin = g[0], builder.and_(g[1], _const(_EXP, _I32))
+    one = _const(1, _I32)
+    mask = builder.sub(builder.shl(one, sh), one)
+    pattern = builder.shl(one, builder.sub(sh, one))
+    return tuple(splat(builder, v, n) for v in (mask, pattern, emin))
+
+
+def flags0(builder, n: int = 8) -> list:
+    """Initial (midpoint flags, smallest magnitude's bits minus one) of a speculative span."""
+    ty = ir.VectorType(_I32, n)
+    return [ir.Constant(ty, [0] * n), ir.Constant(ty, [0xFFFFFFFF] * n)]
+
+
+def midpoint_flags(builder, s, flags, g, kind: int):
+    """Fold the float32 sum ``s`` (a vector) into a span's ``flags``: its lanes that lie on a
+    midpoint of the format's grid, and the bits of the smallest nonzero ``|s|`` (minus one).
+
+    A float32 sum ``s = RNE32(x)`` rounds to nearest even in the format exactly as ``x`` does
+    unless ``s`` is one of the format's midpoints (the rounding's only discontinuities: any other
+    midpoint between ``x`` and ``s`` would be a float32 value nearer to ``x``). Normal-range
+    midpoints are caught by their bit pattern (the overflow threshold included), the format's
+    subnormal range by magnitude: any nonzero ``|s|`` below the smallest normal flags the
+    span (``flags_any``); formats whose smallest normal is float32's (kind 5) need only the
+    pattern."""
+    n = lanes(s)
+    mask, pattern, _ = _mid_params(builder, kind, g, n)
+    ti = ir.VectorType(_I32, n)
+    bits = builder.bitcast(s, ti)
+    hit = builder.sext(builder.icmp_unsigned("==", builder.and_(bits, mask), pattern), ti)
+    mid = builder.or_(flags[0], hit)
+    if kind == 5:
+        return [mid, flags[1]]
+    a1 = builder.sub(builder.and_(bits, _const(0x7FFFFFFF, ti)), _const(1, ti))  # 0 wraps
+    low = builder.select(builder.icmp_unsigned("<", a1, flags[1]), a1, flags[1])
+    return [mid, low]
+
+
+def flags_any(builder, flags, g, kind: int):
+    """i1: whether a span's ``flags`` ask for its exact replay."""
+    n = lanes(flags[0])
+    _, _, emin = _mid_params(builder, kind, g, n)
+    ti = ir.VectorType(_I32, n)
+    tiny = builder.icmp_unsigned("<", flags[1], builder.sub(emin, _const(1, ti)))
+    hit = builder.or_(flags[0], builder.sext(tiny, ti))
+    wide = builder.bitcast(hit, ir.IntType(32 * n))
+    return builder.icmp_unsigned("!=", wide, ir.Constant(ir.IntType(32 * n), 0))

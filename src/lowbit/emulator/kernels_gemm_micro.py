@@ -39,7 +39,8 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .kernels_gemm_fast import make_step, round_ir, step_ir
+from .kernels_gemm_fast import (SPEC_KINDS, flags0, flags_any, make_step,
+                               midpoint_flags, round_ir, step_ir)
 from .llvm_round import splat
 
 __all__ = ["micro_kernel", "pad", "RB", "VB", "LANES", "WIDTH"]
@@ -48,6 +49,7 @@ RB = 4            # rows of a register block (one broadcast of a per row and k)
 LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts split nothing)
 VB = 3            # vectors per row: RB * VB accumulator chains hide the step's latency
 WIDTH = VB * LANES  # columns of a register block
+SPEC = 4          # k-steps per speculative span (see ``_make_block``)
 
 _I64 = ir.IntType(64)
 _F32 = ir.FloatType()
@@ -71,11 +73,43 @@ def _fmuladd(module: ir.Module) -> ir.Function:
     return fn if fn is not None else ir.Function(module, ir.FunctionType(_VEC, [_VEC] * 3), name)
 
 
+def _loop(builder, name: str, k_start, k_end, carried, body):
+    """``do { k_next, carried = body(k, carried) } while (k_next < k_end)`` as IR (the caller
+    guarantees ``k_start < k_end``); returns the values ``carried`` leaves the loop with. ``body``
+    may add blocks of its own."""
+    pre = builder.block
+    loop = builder.append_basic_block(name)
+    builder.branch(loop)
+    builder.position_at_end(loop)
+    k = builder.phi(_I64)
+    k.add_incoming(k_start, pre)
+    phis = []
+    for x in carried:
+        phi = builder.phi(x.type)
+        phi.add_incoming(x, pre)
+        phis.append(phi)
+    k_next, new = body(k, phis)
+    tail = builder.block
+    k.add_incoming(k_next, tail)
+    for phi, x in zip(phis, new):
+        phi.add_incoming(x, tail)
+    after = builder.append_basic_block(name + ".end")
+    builder.cbranch(builder.icmp_signed("<", k_next, k_end), loop, after)
+    builder.position_at_end(after)
+    return new
+
+
 def _make_block(kind: int, twosum: int, mode: int):
     """``block(acc, a, b, i0, j0, k0, k1, g)``: for k in [k0, k1) and r < RB,
     ``acc[r, :] = step(acc[r, :], a[i0 + r, k] * b[k, j0:j0 + WIDTH])`` with the accumulators in
     registers. ``acc`` float32 [RB, WIDTH], ``a`` float32 [M, K], ``b`` float32 [K, N], all
-    C-contiguous; ``g`` the step's nine int64 parameters."""
+    C-contiguous; ``g`` the step's nine int64 parameters.
+
+    A round-to-nearest-even step that needs the round-to-odd fix runs speculatively (``SPEC``
+    k-steps at a time: ``kernels_gemm_fast.midpoint_flags``), and a span is redone exactly from
+    its saved accumulators when any lane's float32 sum may have misled the rounding."""
+    speculate = bool(twosum) and kind in SPEC_KINDS
+
     @intrinsic
     def block(typingctx, acc, a, b, i0, j0, k0, k1, g):
         f2 = types.Array(types.float32, 2, "C")
@@ -93,51 +127,87 @@ def _make_block(kind: int, twosum: int, mode: int):
                                   zip((i0_v, j0_v, k0_v, k1_v), signature.args[3:7]))
             gv = [builder.trunc(builder.extract_value(g_v, i), ir.IntType(32)) for i in range(9)]
             cells = [(r, v) for r in range(RB) for v in range(VB)]
-            init = [builder.load(_vec_ptr(builder, acc_d, ir.Constant(
-                _I64, r * WIDTH + v * LANES)), align=4) for r, v in cells]
+            offsets = [ir.Constant(_I64, r * WIDTH + v * LANES) for r, v in cells]
+            init = [builder.load(_vec_ptr(builder, acc_d, o), align=4) for o in offsets]
             a_rows = [builder.mul(builder.add(i0_, ir.Constant(_I64, r)), lda) for r in range(RB)]
-            entry = builder.block
-            loop = builder.append_basic_block("block.loop")
-            done = builder.append_basic_block("block.done")
-            builder.cbranch(builder.icmp_signed("<", k0_, k1_), loop, done)
+            one = ir.Constant(_I64, 1)
 
-            builder.position_at_end(loop)
-            k = builder.phi(_I64)
-            k.add_incoming(k0_, entry)
-            accs = []
-            for x in init:
-                phi = builder.phi(_VEC)
-                phi.add_incoming(x, entry)
-                accs.append(phi)
-            b_row = builder.add(builder.mul(k, ldb), j0_)
-            strips = [builder.load(_vec_ptr(builder, b_d, builder.add(
-                b_row, ir.Constant(_I64, v * LANES))), align=4) for v in range(VB)]
-            scal = [builder.load(builder.gep(a_d, [builder.add(a_rows[r], k)])) for r in range(RB)]
-            bcast = [splat(builder, s, LANES) for s in scal]
-            if twosum:  # TwoSum needs the product itself
-                new = [step_ir(builder, kind, 1, mode, x, builder.fmul(bcast[r], strips[v]), gv)
-                       for x, (r, v) in zip(accs, cells)]
-            else:  # the product is exact, so a fused multiply-add is the same float32 sum
+            def operands(k):
+                b_row = builder.add(builder.mul(k, ldb), j0_)
+                strips = [builder.load(_vec_ptr(builder, b_d, builder.add(
+                    b_row, ir.Constant(_I64, v * LANES))), align=4) for v in range(VB)]
+                scal = [builder.load(builder.gep(a_d, [builder.add(a_rows[r], k)]))
+                        for r in range(RB)]
+                return [splat(builder, s, LANES) for s in scal], strips
+
+            def exact(k, accs):
+                bcast, strips = operands(k)
+                if twosum:  # TwoSum needs the product itself
+                    return builder.add(k, one), [
+                        step_ir(builder, kind, 1, mode, x, builder.fmul(bcast[r], strips[v]), gv)
+                        for x, (r, v) in zip(accs, cells)]
+                fma = _fmuladd(builder.module)  # the product is exact: the same float32 sum
+                return builder.add(k, one), [
+                    round_ir(builder, kind, mode, builder.call(fma, [bcast[r], strips[v], x]), gv)
+                    for x, (r, v) in zip(accs, cells)]
+
+            def fast(k, state):
+                bcast, strips = operands(k)
                 fma = _fmuladd(builder.module)
-                new = [round_ir(builder, kind, mode, builder.call(fma, [bcast[r], strips[v], x]),
-                                gv) for x, (r, v) in zip(accs, cells)]
-            tail = builder.block
-            k_next = builder.add(k, ir.Constant(_I64, 1))
-            k.add_incoming(k_next, tail)
-            for phi, x in zip(accs, new):
-                phi.add_incoming(x, tail)
-            builder.cbranch(builder.icmp_signed("<", k_next, k1_), loop, done)
+                accs, flags = state[:-2], state[-2:]
+                new = []
+                for x, (r, v) in zip(accs, cells):
+                    s = builder.call(fma, [bcast[r], strips[v], x])
+                    flags = midpoint_flags(builder, s, flags, gv, kind)
+                    new.append(round_ir(builder, kind, mode, s, gv))
+                return builder.add(k, one), new + list(flags)
 
+            def span(kb, accs):
+                """SPEC k-steps from kb speculatively; redone exactly if any lane flags."""
+                kend = builder.add(kb, ir.Constant(_I64, SPEC))
+                kend = builder.select(builder.icmp_signed("<", kend, k1_), kend, k1_)
+                for x, slot in zip(accs, saved):
+                    builder.store(x, slot)
+                state = _loop(builder, "spec.fast", kb, kend, list(accs) + flags0(builder),
+                              fast)
+                risky = flags_any(builder, state[-2:], gv, kind)
+                fast_end = builder.block
+                redo = builder.append_basic_block("spec.redo")
+                join = builder.append_basic_block("spec.join")
+                builder.cbranch(risky, redo, join)
+                builder.position_at_end(redo)
+                again = _loop(builder, "spec.exact", kb, kend,
+                              [builder.load(slot) for slot in saved], exact)
+                redo_end = builder.block
+                builder.branch(join)
+                builder.position_at_end(join)
+                out = []
+                for x_fast, x_exact in zip(state[:-2], again):
+                    phi = builder.phi(_VEC)
+                    phi.add_incoming(x_fast, fast_end)
+                    phi.add_incoming(x_exact, redo_end)
+                    out.append(phi)
+                return kend, out
+
+            if speculate:
+                saved = [cgutils.alloca_once(builder, _VEC) for _ in cells]
+            entry = builder.block
+            work = builder.append_basic_block("block.work")
+            done = builder.append_basic_block("block.done")
+            builder.cbranch(builder.icmp_signed("<", k0_, k1_), work, done)
+            builder.position_at_end(work)
+            final = _loop(builder, "block.k", k0_, k1_, init, span if speculate else exact)
+            last = builder.block
+            builder.branch(done)
             builder.position_at_end(done)
             outs = []
-            for x0, x1 in zip(init, new):  # every phi first, then the stores
+            for x0, x1 in zip(init, final):  # every phi first, then the stores
                 out = builder.phi(_VEC)
                 out.add_incoming(x0, entry)
-                out.add_incoming(x1, tail)
+                out.add_incoming(x1, last)
                 outs.append(out)
-            for out, (r, v) in zip(outs, cells):
-                offset = ir.Constant(_I64, r * WIDTH + v * LANES)
-                builder.store(out, _vec_ptr(builder, acc_d, offset), align=4)
+            for out, o in zip(outs, offsets):
+                builder.store(out, _vec_ptr(builder, acc_d, o), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
