@@ -126,13 +126,13 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     inner_emax = inner.format.binary_exponent_range[1]
     if (kin[0] == 3 and top > 125) or (kout[0] == 3 and inner_emax > 125):
         return False  # a float32 sum could overflow: the generic kernel
-    from .kernels_gemm_micro import micro_kernel, pad
+    from .kernels_gemm_micro import block_shape, micro_kernel, pad
     twosum = int(kin[0] == 3 or _needs_twosum(operands, inner.format))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     if kin[0] == 4:
         step_in = (4, twosum, _lean_flags(kin[1], top, inner_emax, c))
     step_out = (kout[0], 1 if kout[0] else 0, int(outer.rounding) if outer is not None else 0)
-    a32, b32 = pad(a, b)  # exact: the operands are float32 values (``_product_top``)
+    a32, b32 = pad(a, b, *block_shape(step_in))  # exact: the operands are float32 values (``_product_top``)
     cc = c if c is not None else np.zeros((1, 1))
     micro_kernel(step_in, step_out)(a32, b32, cc, out, int(c is not None), kin[1], kout[1],
                                     int(chunk or 0))

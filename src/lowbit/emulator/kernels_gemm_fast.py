@@ -248,3 +248,4 @@ def flags_any(builder, flags, g, kind: int):
     hit = builder.or_(flags[0], builder.sext(tiny, ti))
     wide = builder.bitcast(hit, ir.IntType(32 * n))
     return builder.icmp_unsigned("!=", wide, ir.Constant(ir.IntType(32 * n), 0))
+

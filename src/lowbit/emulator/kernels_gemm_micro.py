@@ -13,13 +13,16 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
 * kind 3: any fast-path format and deterministic mode ``mode`` by ``llvm_round._emit``.
 
 ``twosum=1`` rounds the float32 sum to odd first (needed unless the float32 sum provably cannot
-mislead the following rounding: ``kernels_gemm_api``).
+mislead the following rounding: ``kernels_gemm_api``). For the round-to-nearest-even kinds
+(1, 2, 4, 5) that fix runs speculatively: ``SPEC`` k-steps take the plain float32 sum while
+``kernels_gemm_fast.midpoint_flags`` notes every lane that lands where the sum could mislead,
+and a flagged span is replayed exactly from its saved accumulators.
 
 The loops are written as LLVM IR (``block``): one loop over k keeps ``RB x VB`` vectors of
 ``LANES`` float32 accumulators in registers (one SSA value each, so the step's latency is hidden
-by ``RB * VB`` independent chains), loads one strip of ``b`` per k and broadcasts one ``a`` value
-per row. LLVM auto-vectorising a scalar loop instead had to load and store every accumulator at
-every step.
+by ``RB * VB`` independent chains; ``block_shape`` picks the shape per step), loads one strip of
+``b`` per k and broadcasts one ``a`` value per row. LLVM auto-vectorising a scalar loop instead
+had to load and store every accumulator at every step.
 
 Order: element ``(i, j)`` accumulates k ascending, starting from ``c`` (or zero); chunking
 restarts a zero partial every ``chunk`` products and folds it in with the outer step. Register
@@ -39,16 +42,18 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .kernels_gemm_fast import (SPEC_KINDS, flags0, flags_any, make_step,
-                               midpoint_flags, round_ir, step_ir)
+from .kernels_gemm_fast import (SPEC_KINDS, flags0, flags_any, make_step, midpoint_flags,
+                               round_ir, step_ir)
 from .llvm_round import splat
 
-__all__ = ["micro_kernel", "pad", "RB", "VB", "LANES", "WIDTH"]
+__all__ = ["micro_kernel", "block_shape", "pad", "LANES"]
 
-RB = 4            # rows of a register block (one broadcast of a per row and k)
 LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts split nothing)
-VB = 3            # vectors per row: RB * VB accumulator chains hide the step's latency
-WIDTH = VB * LANES  # columns of a register block
+#: Register blocks (rows, vectors per row): one broadcast of ``a`` per row and k, one strip of
+#: ``b`` per vector; ``rows * vectors`` accumulator chains hide a step's latency. Steps of a few
+#: instructions take 4 x 3; heavier ones 5 x 2, whose fewer live vectors leave registers for the
+#: rounding's constants (measured: e4m3fn accumulators 8.7-9.2 against 5.7-6.1 GMAC/s).
+LIGHT_SHAPE, HEAVY_SHAPE = (4, 3), (5, 2)
 SPEC = 4          # k-steps per speculative span (see ``_make_block``)
 
 _I64 = ir.IntType(64)
@@ -99,7 +104,15 @@ def _loop(builder, name: str, k_start, k_end, carried, body):
     return new
 
 
-def _make_block(kind: int, twosum: int, mode: int):
+def block_shape(step: tuple[int, int, int]) -> tuple[int, int]:
+    """(rows, columns) of the register block of inner step ``step``: the columns a multiple of
+    ``LANES``."""
+    kind, twosum, _ = step
+    rb, vb = LIGHT_SHAPE if kind == 0 or (kind == 1 and not twosum) else HEAVY_SHAPE
+    return rb, vb * LANES
+
+
+def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N803
     """``block(acc, a, b, i0, j0, k0, k1, g)``: for k in [k0, k1) and r < RB,
     ``acc[r, :] = step(acc[r, :], a[i0 + r, k] * b[k, j0:j0 + WIDTH])`` with the accumulators in
     registers. ``acc`` float32 [RB, WIDTH], ``a`` float32 [M, K], ``b`` float32 [K, N], all
@@ -126,6 +139,7 @@ def _make_block(kind: int, twosum: int, mode: int):
             i0_, j0_, k0_, k1_ = (context.cast(builder, v, t, types.int64) for v, t in
                                   zip((i0_v, j0_v, k0_v, k1_v), signature.args[3:7]))
             gv = [builder.trunc(builder.extract_value(g_v, i), ir.IntType(32)) for i in range(9)]
+            WIDTH = VB * LANES  # noqa: N806
             cells = [(r, v) for r in range(RB) for v in range(VB)]
             offsets = [ir.Constant(_I64, r * WIDTH + v * LANES) for r, v in cells]
             init = [builder.load(_vec_ptr(builder, acc_d, o), align=4) for o in offsets]
@@ -215,7 +229,7 @@ def _make_block(kind: int, twosum: int, mode: int):
     return block
 
 
-def _make_kernel(block, step_out):
+def _make_kernel(block, step_out, RB: int, WIDTH: int):  # noqa: N803
     @_jit_closure
     def kernel(a, b, c, out, has_c, g_in, g_out, chunk):
         """a float32 [Mp, K] (Mp a multiple of RB), b float32 [K, Np] (Np a multiple of WIDTH),
@@ -256,16 +270,18 @@ def _make_kernel(block, step_out):
 def micro_kernel(step_in: tuple[int, int, int], step_out: tuple[int, int, int]):
     """The compiled-on-first-call kernel for inner and outer steps ``(kind, twosum, mode)``
     (see the module docstring); operands padded by ``pad``."""
-    return _make_kernel(_make_block(*step_in), make_step(*step_out))
+    rb, width = block_shape(step_in)
+    return _make_kernel(_make_block(*step_in, rb, width // LANES), make_step(*step_out), rb,
+                        width)
 
 
-def pad(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 copies of ``a`` with rows and ``b`` with columns zero-padded to the register block
-    (one pass each: the conversion writes into the padded buffer)."""
+def pad(a: np.ndarray, b: np.ndarray, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """float32 copies of ``a`` with rows and ``b`` with columns zero-padded to a register block
+    of ``rows x width`` (one pass each: the conversion writes into the padded buffer)."""
     m, k = a.shape
     n = b.shape[1]
-    a32 = np.zeros((-(-m // RB) * RB, k), np.float32)
-    b32 = np.zeros((k, -(-n // WIDTH) * WIDTH), np.float32)
+    a32 = np.zeros((-(-m // rows) * rows, k), np.float32)
+    b32 = np.zeros((k, -(-n // width) * width), np.float32)
     a32[:m] = a
     b32[:, :n] = b
     return a32, b32
