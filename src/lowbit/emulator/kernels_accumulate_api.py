@@ -155,10 +155,15 @@ def run_exact(a, b, c, counters, rec, product=None):
     return out
 
 
+def _check_int(xi: np.ndarray, argument: str) -> None:
+    # one test covers NaN, infinities, fractions and size: x - trunc(x) is 0 only for integers
+    if xi.size and not (np.all(xi == np.trunc(xi)) and np.max(np.abs(xi)) < 2.0**62):
+        raise ValueError(f"{argument}: integer accumulation takes integer codes below 2^62")
+
+
 def _as_int(x, argument):
     xi = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(xi)) or np.any(xi != np.round(xi)) or np.any(np.abs(xi) >= 2.0**62):
-        raise ValueError(f"{argument}: integer accumulation takes integer codes below 2^62")
+    _check_int(xi, argument)
     return np.ascontiguousarray(xi.astype(np.int64))
 
 
@@ -168,11 +173,40 @@ def run_integer(a, b, c, counters, rec):
     m, n = a.shape[0], b.shape[1]
     out = np.empty((m, n))
     rows, count = _rows(counters, m)
+    for x, name in ((a, "a"), (b, "b"), (c, "c")):
+        if x is not None:
+            _check_int(x, name)
+    if not count and _integer_fast(a, b, c, out, rec):
+        return out
     ci = _as_int(c, "c") if c is not None else np.zeros((1, 1), np.int64)
-    integer_kernel(_as_int(a, "a"), _as_int(b, "b"), ci, out, int(c is not None), int(rec.bits),
-                   int(rec.overflow), rows, count)
+    integer_kernel(_as_int(a, "a"), _as_int(b, "b"), ci, out, int(c is not None), int(rec.bits), int(rec.overflow), rows,
+                   count)
     _flush(counters, rows)
     return out
+
+
+#: Integer partial sums stay exact float32 values below this bound.
+_F32_INTEGERS = 2.0 ** 24
+
+
+def _integer_fast(a, b, c, out, rec) -> bool:
+    """Integer accumulation through the float32 GEMM kernel when ``max|c| + K * max|a| * max|b|``
+    stays below ``2^24`` and within the accumulator: every partial sum is then an integer that
+    float32 holds exactly, and no MAC can wrap or saturate, so the result is the integer one
+    (about ten times faster than the int64 kernel). Returns False (nothing done) otherwise."""
+    from .kernels_gemm_micro import block_shape, micro_kernel, pad
+    peak = [float(np.max(np.abs(x), initial=0.0)) for x in (a, b)]
+    cmax = float(np.max(np.abs(c), initial=0.0)) if c is not None else 0.0
+    bound = cmax + a.shape[1] * peak[0] * peak[1]
+    if not (bound < _F32_INTEGERS and bound <= 2.0 ** (rec.bits - 1) - 1):
+        return False
+    step = (0, 0, 0)
+    a32, b32 = pad(a, b, *block_shape(step))
+    zero = (0,) * 9
+    micro_kernel(step, step)(a32, b32, c if c is not None else _EMPTY2, out, int(c is not None),
+                             zero, zero, 0)
+    np.add(out, 0.0, out=out)  # integers have no -0
+    return True
 
 
 def run_binary(a, b, c, counters, signs: bool = False):
