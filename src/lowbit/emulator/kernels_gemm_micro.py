@@ -15,8 +15,8 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
 ``twosum=1`` rounds the float32 sum to odd first (needed unless the float32 sum provably cannot
 mislead the following rounding: ``kernels_gemm_api``). For the round-to-nearest-even kinds
 (1, 2, 4, 5) that fix runs speculatively: ``SPEC`` k-steps take the plain float32 sum while
-``kernels_gemm_fast.midpoint_flags`` notes every lane that lands where the sum could mislead,
-and a flagged span is replayed exactly from its saved accumulators.
+``kernels_gemm_fast.midpoint_flags`` notes, row by row, every lane that lands where the sum
+could mislead, and each flagged row of the span is replayed exactly from its saved accumulators.
 
 The loops are written as LLVM IR (``block``): one loop over k keeps ``RB x VB`` vectors of
 ``LANES`` float32 accumulators in registers (one SSA value each, so the step's latency is hidden
@@ -119,8 +119,9 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
     C-contiguous; ``g`` the step's nine int64 parameters.
 
     A round-to-nearest-even step that needs the round-to-odd fix runs speculatively (``SPEC``
-    k-steps at a time: ``kernels_gemm_fast.midpoint_flags``), and a span is redone exactly from
-    its saved accumulators when any lane's float32 sum may have misled the rounding."""
+    k-steps at a time: ``kernels_gemm_fast.midpoint_flags``), and each row of a span is redone
+    exactly from its saved accumulators when any of its float32 sums may have misled the
+    rounding."""
     speculate = bool(twosum) and kind in SPEC_KINDS
 
     @intrinsic
@@ -154,53 +155,61 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                         for r in range(RB)]
                 return [splat(builder, s, LANES) for s in scal], strips
 
-            def exact(k, accs):
+            def exact(k, accs, rows=range(RB)):
                 bcast, strips = operands(k)
+                where = [(r, v) for r in rows for v in range(VB)]
                 if twosum:  # TwoSum needs the product itself
                     return builder.add(k, one), [
                         step_ir(builder, kind, 1, mode, x, builder.fmul(bcast[r], strips[v]), gv)
-                        for x, (r, v) in zip(accs, cells)]
+                        for x, (r, v) in zip(accs, where)]
                 fma = _fmuladd(builder.module)  # the product is exact: the same float32 sum
                 return builder.add(k, one), [
                     round_ir(builder, kind, mode, builder.call(fma, [bcast[r], strips[v], x]), gv)
-                    for x, (r, v) in zip(accs, cells)]
+                    for x, (r, v) in zip(accs, where)]
 
             def fast(k, state):
+                """One k-step on the plain float32 sums; ``state`` is the accumulators, one
+                midpoint flag vector per row, and the span's smallest magnitude."""
                 bcast, strips = operands(k)
                 fma = _fmuladd(builder.module)
-                accs, flags = state[:-2], state[-2:]
+                accs, mids, low = state[:len(cells)], list(state[len(cells):-1]), state[-1]
                 new = []
                 for x, (r, v) in zip(accs, cells):
                     s = builder.call(fma, [bcast[r], strips[v], x])
-                    flags = midpoint_flags(builder, s, flags, gv, kind)
+                    mids[r], low = midpoint_flags(builder, s, [mids[r], low], gv, kind)
                     new.append(round_ir(builder, kind, mode, s, gv))
-                return builder.add(k, one), new + list(flags)
+                return builder.add(k, one), new + mids + [low]
 
             def span(kb, accs):
-                """SPEC k-steps from kb speculatively; redone exactly if any lane flags."""
+                """SPEC k-steps from kb speculatively; each row whose lanes flag is redone
+                exactly from the saved accumulators."""
                 kend = builder.add(kb, ir.Constant(_I64, SPEC))
                 kend = builder.select(builder.icmp_signed("<", kend, k1_), kend, k1_)
                 for x, slot in zip(accs, saved):
                     builder.store(x, slot)
-                state = _loop(builder, "spec.fast", kb, kend, list(accs) + flags0(builder),
+                mid0, low0 = flags0(builder)
+                state = _loop(builder, "spec.fast", kb, kend, list(accs) + [mid0] * RB + [low0],
                               fast)
-                risky = flags_any(builder, state[-2:], gv, kind)
-                fast_end = builder.block
-                redo = builder.append_basic_block("spec.redo")
-                join = builder.append_basic_block("spec.join")
-                builder.cbranch(risky, redo, join)
-                builder.position_at_end(redo)
-                again = _loop(builder, "spec.exact", kb, kend,
-                              [builder.load(slot) for slot in saved], exact)
-                redo_end = builder.block
-                builder.branch(join)
-                builder.position_at_end(join)
-                out = []
-                for x_fast, x_exact in zip(state[:-2], again):
-                    phi = builder.phi(_VEC)
-                    phi.add_incoming(x_fast, fast_end)
-                    phi.add_incoming(x_exact, redo_end)
-                    out.append(phi)
+                out, low = [], state[-1]
+                for r in range(RB):
+                    row = slice(r * VB, (r + 1) * VB)
+                    risky = flags_any(builder, [state[len(cells) + r], low], gv, kind)
+                    fast_end = builder.block
+                    redo = builder.append_basic_block("spec.redo")
+                    join = builder.append_basic_block("spec.join")
+                    builder.cbranch(risky, redo, join)
+                    builder.position_at_end(redo)
+                    again = _loop(builder, "spec.exact", kb, kend,
+                                  [builder.load(slot) for slot in saved[row]],
+                                  lambda k, xs, r=r: exact(k, xs, (r,)))
+                    redo_end = builder.block
+                    builder.branch(join)
+                    builder.position_at_end(join)
+                    for x_fast, x_exact in zip(state[row], again):
+                        phi = builder.phi(_VEC)
+                        phi.add_incoming(x_fast, fast_end)
+                        phi.add_incoming(x_exact, redo_end)
+                        out.append(phi)
                 return kend, out
 
             if speculate:
