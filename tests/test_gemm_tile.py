@@ -67,7 +67,9 @@ def test_kind_selection():
     assert accumulator_kind(Sequential(format=FloatFormat(
         name="e8m2_b130", exponent_bits=8, mantissa_bits=2, bias=130))) is None
     assert accumulator_kind(Sequential(format="e4m3fn"))[0] == 4
-    assert accumulator_kind(Sequential(format="fp16", rounding=R.TOWARD_ZERO))[0] == 3
+    assert accumulator_kind(Sequential(format="fp16", rounding=R.TOWARD_ZERO))[0] == 6
+    assert accumulator_kind(Sequential(format=FloatFormat(  # 2^(116 + 1 + 20) overflows
+        name="e7m3_b10", exponent_bits=7, mantissa_bits=3, bias=10), rounding=R.UP))[0] == 3
     assert accumulator_kind(Sequential(format="bf16", rounding=R.UP)) is None  # emax 127
     assert accumulator_kind(Sequential(format="binary32", rounding=R.DOWN)) is None
     assert accumulator_kind(Sequential(format="fp16", rounding=R.STOCHASTIC)) is None
@@ -199,6 +201,46 @@ def test_accumulator_rounding_equals_quantize(name):
     want = lowbit.quantize(x, fmt)
     same = (out == want) | (np.isnan(out) & np.isnan(want))
     assert same.all(), (name, x[~same][:5], out[~same][:5], want[~same][:5])
+    assert np.array_equal(np.signbit(out[~np.isnan(out)]), np.signbit(want[~np.isnan(want)]))
+
+
+@pytest.mark.parametrize("mode", DETERMINISTIC[1:])
+@pytest.mark.parametrize("name", ["fp16", "e4m3fn", "e5m2", "e3m4", "e2m1fn", "e5m6", "1-6-9",
+                                  "e7m3_b10"])
+def test_directed_steps_equal_quantize(name, mode):
+    """The non-RNE steps (kind 6 by magic constants where they stay finite, else kind 3) on
+    every float32 class, against ``lowbit.quantize``."""
+    from numba import njit
+
+    from lowbit.emulator.kernels_gemm_fast import make_step
+    fmt = FORMATS.get(name) or FloatFormat(name=name, exponent_bits=7, mantissa_bits=3, bias=10)
+    got = accumulator_kind(Sequential(format=fmt, rounding=mode))
+    assert got is not None
+    kind, g = got
+    emax = fmt.binary_exponent_range[1]
+    assert kind == (6 if emax + 1 + 23 - fmt.mantissa_bits <= 127 else 3)
+    step = make_step(kind, 0, int(mode))
+
+    @njit
+    def run(x, out):
+        for i in range(x.size):
+            out[i] = step(x[i], np.float32(-0.0), g)
+
+    rng = np.random.default_rng(int(mode) + len(name))
+    bits = rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32)
+    emin = fmt.binary_exponent_range[0]
+    near = rng.uniform(1, 2, 50_000) * 2.0 ** rng.integers(emin - 30, min(emax + 3, 127), 50_000)
+    vals = fmt.values() if fmt.bits <= 16 else np.array([float(fmt.max), float(fmt.min_normal)])
+    vals = vals[np.isfinite(vals)].astype(np.float32)
+    mids = ((vals[1:].astype(np.float64) + vals[:-1]) / 2).astype(np.float32)
+    x = np.concatenate([bits.view(np.float32), near.astype(np.float32), vals, mids, -mids,
+                        np.nextafter(mids, 0), np.nextafter(mids, np.float32(np.inf)),
+                        np.float32([np.inf, -np.inf, np.nan, 0.0, -0.0])])
+    out = np.empty_like(x)
+    run(x, out)
+    want = lowbit.quantize(x, fmt, mode)
+    same = (out == want) | (np.isnan(out) & np.isnan(want))
+    assert same.all(), (name, mode, x[~same][:5], out[~same][:5], want[~same][:5])
     assert np.array_equal(np.signbit(out[~np.isnan(out)]), np.signbit(want[~np.isnan(want)]))
 
 

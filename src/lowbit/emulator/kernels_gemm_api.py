@@ -5,10 +5,11 @@ product exact in float32, and every accumulator step either RNE to binary32, fp1
 IEEE/FN-style format with subnormals whose values and round-to-odd resolution fit float32
 (kind 4 where ``2^(emax + 1 + 23 - m)`` is a finite float32, kind 5 for float32's exponent
 range, else kind 2), or
-(kind 3) any deterministic non-RNE mode to such a format with at most 22 mantissa bits whose sums
-cannot overflow float32. The round-to-odd fix makes the float32 sum carry the exact sum's sign
-and sticky bit, so rounding it once more (to at most 22 bits, 21 for round-to-nearest) equals
-rounding the exact sum (see ``kernels_gemm_micro``).
+(kind 3, or kind 6 where kind 4's constants stay finite) any deterministic non-RNE mode to such
+a format with at most 22 mantissa bits whose sums cannot overflow float32. The round-to-odd fix
+makes the float32 sum carry the exact sum's sign and sticky bit, so rounding it once more (to at
+most 22 bits, 21 for round-to-nearest) equals rounding the exact sum (see
+``kernels_gemm_micro``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import struct
 import numpy as np
 
 from ..formats import FloatFormat, Overflow, Rounding, Specials
+from .llvm_round import magic_rne_ok
 from .quantize import _f32_params
 
 __all__ = ["fast_run", "accumulator_kind", "rne_kind"]
@@ -79,7 +81,10 @@ def _kind3(seq, fmt, m, emin, emax):
     ok = (m + spare <= 23 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
           and emin >= -126 and emax <= 125
           and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
-    return (3, tuple(int(v) for v in _f32_params(fmt, seq.rounding))) if ok else None
+    if not ok:
+        return None
+    kind = 6 if magic_rne_ok(m, emax, True) else 3
+    return kind, tuple(int(v) for v in _f32_params(fmt, seq.rounding))
 
 
 def _product_top(operands) -> int | None:
@@ -124,10 +129,10 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     if kin is None or kout is None:
         return False
     inner_emax = inner.format.binary_exponent_range[1]
-    if (kin[0] == 3 and top > 125) or (kout[0] == 3 and inner_emax > 125):
+    if (kin[0] in (3, 6) and top > 125) or (kout[0] in (3, 6) and inner_emax > 125):
         return False  # a float32 sum could overflow: the generic kernel
     from .kernels_gemm_micro import block_shape, micro_kernel, pad
-    twosum = int(kin[0] == 3 or _needs_twosum(operands, inner.format))
+    twosum = int(kin[0] in (3, 6) or _needs_twosum(operands, inner.format))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     if kin[0] == 4:
         step_in = (4, twosum, _lean_flags(kin[1], top, inner_emax, c))

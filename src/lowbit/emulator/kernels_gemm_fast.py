@@ -156,7 +156,7 @@ def step_ir(builder, kind: int, twosum: int, mode: int, acc, p, g):
 
 def round_ir(builder, kind: int, mode: int, s, g):
     """IR of the rounding of a float32 sum ``s`` by step kind ``kind`` (0: none)."""
-    from .llvm_round import _emit
+    from .llvm_round import _emit, _emit_directed_magic
     if kind == 0:
         return s
     if kind == 1:
@@ -169,6 +169,8 @@ def round_ir(builder, kind: int, mode: int, s, g):
     if kind == 4:  # ``mode`` holds LEAN_* flags here (the mode itself is RNE)
         return round_magic_ir(builder, s, g[0], g[2], g[3], g[4], g[5],
                               clamp_cap=not mode & LEAN_NO_CAP, nan_select=not mode & LEAN_NO_NAN)
+    if kind == 6:
+        return _emit_directed_magic(builder, mode, s, *g)
     return _emit(builder, mode, s, *g)
 
 

@@ -10,7 +10,9 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
   ``mode`` field carries ``LEAN_*`` flags that drop selects the operands make unnecessary;
 * kind 5: the integer rounding of kind 2 alone, for formats with float32's smallest normal
   (bf16, tf32), whose subnormals are float32's bit patterns cut short;
-* kind 3: any fast-path format and deterministic mode ``mode`` by ``llvm_round._emit``.
+* kind 3: any fast-path format and deterministic mode ``mode`` by ``llvm_round._emit``;
+* kind 6: the same modes by magic constants (``llvm_round._emit_directed_magic``) where they
+  stay finite float32 values, as for kind 4.
 
 ``twosum=1`` rounds the float32 sum to odd first (needed unless the float32 sum provably cannot
 mislead the following rounding: ``kernels_gemm_api``). For the round-to-nearest-even kinds

@@ -171,6 +171,69 @@ def _emit_ne_magic(builder: ir.IRBuilder, x, m, emin, sub, max_bits, over_pos, o
     return b.bitcast(out, like(ir.FloatType(), n))
 
 
+def _emit_directed_magic(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
+                         over_neg, inf_bits, minpos_bits, negzero):
+    """The deterministic non-RNE modes as ``_emit`` computes them, in about half the
+    instructions, for formats where ``magic_rne_ok``: ``t = (|x| + C) - C`` is ``|x|`` rounded to
+    nearest on the format's grid (``magic_round_abs``), whose quantum is ``q = C * 2^-23``; the
+    neighbours below and above ``|x|`` are ``lo = t - q`` (if ``t > |x|``) and ``hi = lo + q`` (if
+    inexact), and the mode picks one: toward zero ``lo``; up and down by sign; nearest-away
+    ``hi`` from half a quantum on; to-odd the odd one (``lo / q`` even iff ``lo / 2`` lies on the
+    grid). Overflow, specials and signs as ``_emit``; ``sub`` is 1 and ``minpos_bits`` is ``q``
+    at the bottom of the grid, so neither is read."""
+    b = builder
+    n = lanes(x)
+    ti, tf = like(_I32, n), like(ir.FloatType(), n)
+    m, emin, max_bits, over_pos, over_neg, inf_bits, negzero = (
+        splat(b, v, n) for v in (m, emin, max_bits, over_pos, over_neg, inf_bits, negzero))
+
+    def c(v: int) -> ir.Constant:
+        return _const(v, ti)
+
+    def f(v: float) -> ir.Constant:
+        return ir.Constant(tf, [v] * n) if n is not None else ir.Constant(tf, v)
+
+    xb = b.bitcast(x, ti)
+    a = b.and_(xb, c(0x7FFFFFFF))
+    sign = b.xor(xb, a)
+    positive = b.icmp_unsigned("==", sign, c(0))
+    sh = b.sub(c(23), m)
+    cb = b.add(b.and_(a, c(0x7F800000)), b.shl(sh, c(23)))
+    magic = b.shl(b.add(b.sub(emin, m), c(23 + 127)), c(23))
+    cap = b.add(b.and_(max_bits, c(0x7F800000)), b.shl(b.add(sh, c(1)), c(23)))
+    cb = b.select(b.icmp_unsigned("<", cb, magic), magic, cb)
+    cb = b.select(b.icmp_unsigned(">", cb, cap), cap, cb)
+    big, ax = b.bitcast(cb, tf), b.bitcast(a, tf)
+    t = b.fsub(b.fadd(ax, big), big)
+    q = b.fmul(big, f(2.0 ** -23))
+    zero = f(0.0)
+    lo = b.fsub(t, b.select(b.fcmp_ordered(">", t, ax), q, zero))
+    inexact = b.fcmp_unordered("!=", lo, ax)
+    hi = b.fadd(lo, b.select(inexact, q, zero))
+    if mode == TOWARD_ZERO:
+        r = lo
+    elif mode == UP:
+        r = b.select(positive, hi, lo)
+    elif mode == DOWN:
+        r = b.select(positive, lo, hi)
+    elif mode == NEAREST_AWAY:
+        r = b.select(b.fcmp_ordered(">=", b.fsub(ax, lo), b.fmul(q, f(0.5))), hi, lo)
+    elif mode == TO_ODD:
+        half = b.fmul(lo, f(0.5))
+        even = b.fcmp_ordered("==", b.fsub(b.fadd(half, big), big), half)
+        r = b.select(b.and_(inexact, even), hi, lo)
+    else:
+        raise ValueError(mode)
+    out = b.bitcast(r, ti)
+    over = b.select(positive, over_pos, over_neg)
+    out = b.select(b.icmp_unsigned(">", out, max_bits), over, out)
+    special = b.select(b.icmp_unsigned(">", a, c(0x7F800000)), b.or_(a, c(0x400000)), inf_bits)
+    out = b.select(b.icmp_unsigned(">=", a, c(0x7F800000)), special, out)
+    keep_sign = b.or_(b.icmp_unsigned("!=", out, c(0)), b.icmp_unsigned("!=", negzero, c(0)))
+    out = b.or_(out, b.select(keep_sign, sign, c(0)))
+    return b.bitcast(out, tf)
+
+
 def _hash_hi(b: ir.IRBuilder, key, index):
     """High word of the counter-based random bits (``rng.hash32(key, index, 0)``) in i32."""
     i64 = ir.IntType(64)
