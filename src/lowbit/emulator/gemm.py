@@ -15,6 +15,7 @@ from . import kernels_accumulate_api as api
 from .counters import Counters, new_counter_array
 from .datapath import (BinaryAccumulation, Chunked, Datapath, Exact, IntegerAccumulation,
                        OperandMode, Promoted, Sequential)
+from .scratch import scratch
 
 __all__ = ["gemm", "dot", "matmul"]
 
@@ -212,12 +213,13 @@ class _Job:
 
 
 def _bring(x: np.ndarray, fmt, mode: OperandMode, name: str) -> np.ndarray:
-    """``x`` as float64 values of ``fmt``: quantised RNE, or checked to be representable."""
+    """``x`` as float64 values of ``fmt``: quantised RNE, or checked to be representable. The
+    result lives in this thread's scratch buffer for ``name`` (it never leaves the call)."""
     x64 = np.asarray(x, dtype=np.float64)
-    q = _native_quantize(x64, fmt)
+    q = _native_quantize(x64, fmt, name)
     if q is None:
         from .quantize import quantize
-        q = np.asarray(quantize(x64, fmt), dtype=np.float64)
+        q = quantize(x64, fmt, out=scratch(f"gemm.{name}", x64.shape, np.float64))
     if mode == OperandMode.CHECK:
         bad = ~((q == x64) | (np.isnan(q) & np.isnan(x64)))
         if isinstance(fmt, BinaryFormat):
@@ -231,7 +233,7 @@ def _bring(x: np.ndarray, fmt, mode: OperandMode, name: str) -> np.ndarray:
     return np.ascontiguousarray(q)
 
 
-def _native_quantize(x: np.ndarray, fmt) -> np.ndarray | None:
+def _native_quantize(x: np.ndarray, fmt, name: str) -> np.ndarray | None:
     """numpy's own correctly rounded casts where they equal ``quantize`` (RNE) and are faster:
     binary32, saturating integers without fraction bits, and +-1 signs; else None. (fp16 goes
     through ``quantize``, whose float32 kernels are several times faster than numpy's cast.)"""
@@ -241,8 +243,12 @@ def _native_quantize(x: np.ndarray, fmt) -> np.ndarray | None:
     if not native or np.isnan(x).any():
         return None
     if fmt == _FP32:
+        x32 = scratch(f"gemm.{name}.float32", x.shape, np.float32)
+        q = scratch(f"gemm.{name}", x.shape, np.float64)
         with np.errstate(over="ignore"):
-            return x.astype(np.float32).astype(np.float64)
+            np.copyto(x32, x, casting="same_kind")
+        np.copyto(q, x32)
+        return q
     if isinstance(fmt, BinaryFormat):
         return np.where(x >= 0.0, 1.0, -1.0)
     return np.clip(np.rint(x), fmt.qmin, fmt.qmax) + 0.0  # integers have no -0

@@ -47,6 +47,7 @@ from numba.extending import intrinsic
 from .kernels_gemm_fast import (SPEC_KINDS, flags0, flags_any, make_step, midpoint_flags,
                                round_ir, step_ir)
 from .llvm_round import splat
+from .scratch import scratch
 
 __all__ = ["micro_kernel", "block_shape", "pad", "LANES"]
 
@@ -288,11 +289,14 @@ def micro_kernel(step_in: tuple[int, int, int], step_out: tuple[int, int, int]):
 
 def pad(a: np.ndarray, b: np.ndarray, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """float32 copies of ``a`` with rows and ``b`` with columns zero-padded to a register block
-    of ``rows x width`` (one pass each: the conversion writes into the padded buffer)."""
+    of ``rows x width`` (one pass each: the conversion writes into the padded buffer), in this
+    thread's scratch buffers (valid until the next ``pad``)."""
     m, k = a.shape
     n = b.shape[1]
-    a32 = np.zeros((-(-m // rows) * rows, k), np.float32)
-    b32 = np.zeros((k, -(-n // width) * width), np.float32)
+    a32 = scratch("micro.a", (-(-m // rows) * rows, k), np.float32)
+    b32 = scratch("micro.b", (k, -(-n // width) * width), np.float32)
     a32[:m] = a
+    a32[m:] = 0.0
     b32[:, :n] = b
+    b32[:, n:] = 0.0
     return a32, b32

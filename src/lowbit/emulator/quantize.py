@@ -15,6 +15,7 @@ from ..formats import (BinaryFormat, BlockFormat, FloatFormat, Format, IntFormat
                        Overflow, Rounding, Specials, get_format)
 from . import arguments as A
 from .rng import seed_key
+from .scratch import scratch
 
 __all__ = ["quantize", "encode", "decode", "code_dtype"]
 
@@ -172,7 +173,7 @@ class _Job:
                 or fmt.mantissa_bits > 21 or fmt.binary_exponent_range[1] > 126):
             return x, False
         from .kernels_f32 import to_f32_odd
-        x32 = np.empty(x.shape, np.float32)
+        x32 = scratch("quantize.float32", x.shape, np.float32)  # never leaves the call
         to_f32_odd(x, x32)
         return x32, True
 
