@@ -17,7 +17,7 @@ from numba import njit
 import lowbit
 from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
-from lowbit.formats import FORMATS
+from lowbit.formats import FORMATS, FloatFormat
 from lowbit.formats.reference import round_exact
 
 
@@ -95,7 +95,7 @@ def test_chunked_inner_faults_are_replayed():
     assert np.array_equal(got, slow, equal_nan=True)
 
 
-@pytest.mark.parametrize("name", ["fp16", "bf16", "e4m3fn", "e5m2", "e5m6"])
+@pytest.mark.parametrize("name", ["fp16", "bf16", "e4m3fn", "e5m2", "e5m6", "e7m3_b0"])
 def test_midpoint_flags_predicate(name):
     """A span is flagged when a float32 sum is a midpoint of the format's grid (the overflow
     threshold included), and otherwise only for nonzero sums under the smallest normal (checked
@@ -106,8 +106,9 @@ def test_midpoint_flags_predicate(name):
 
     from lowbit.emulator.kernels_gemm_api import accumulator_kind
     from lowbit.emulator.kernels_gemm_fast import flags0, flags_any, midpoint_flags
-    fmt = FORMATS[name]
-    kind, g = accumulator_kind(Sequential(format=name))
+    fmt = FORMATS.get(name) or FloatFormat(name=name, exponent_bits=7, mantissa_bits=3, bias=0)
+    kind, g = accumulator_kind(Sequential(format=fmt))
+    assert kind == {"fp16": 1, "bf16": 5, "e7m3_b0": 2}.get(name, 4)
 
     @intrinsic
     def flagged(typingctx, x, g):
