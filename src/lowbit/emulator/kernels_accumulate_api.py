@@ -156,7 +156,7 @@ def run_exact(a, b, c, counters, rec, product=None):
 
 
 def _check_int(xi: np.ndarray, argument: str) -> None:
-    # one test covers NaN, infinities, fractions and size: x - trunc(x) is 0 only for integers
+    # x == trunc(x) fails for NaN and fractions; the size test catches infinities too
     if xi.size and not (np.all(xi == np.trunc(xi)) and np.max(np.abs(xi)) < 2.0**62):
         raise ValueError(f"{argument}: integer accumulation takes integer codes below 2^62")
 
@@ -179,8 +179,8 @@ def run_integer(a, b, c, counters, rec):
     if not count and _integer_fast(a, b, c, out, rec):
         return out
     ci = _as_int(c, "c") if c is not None else np.zeros((1, 1), np.int64)
-    integer_kernel(_as_int(a, "a"), _as_int(b, "b"), ci, out, int(c is not None), int(rec.bits), int(rec.overflow), rows,
-                   count)
+    integer_kernel(_as_int(a, "a"), _as_int(b, "b"), ci, out, int(c is not None), int(rec.bits),
+                   int(rec.overflow), rows, count)
     _flush(counters, rows)
     return out
 
