@@ -136,7 +136,8 @@ def test_midpoint_flags_predicate(name):
     mids = (vals[1:] + vals[:-1]) / 2
     top = float(fmt.max) + float(fmt.max - vals[-2]) / 2  # the overflow threshold
     emin, emax = fmt.binary_exponent_range
-    near = (rng.uniform(1, 2, 30000) * 2.0 ** rng.integers(max(emin - 30, -149), min(emax + 2, 128), 30000))
+    exps = rng.integers(max(emin - 30, -149), min(emax + 2, 128), 30000)
+    near = rng.uniform(1, 2, 30000) * 2.0 ** exps
     x = np.concatenate([rng.integers(0, 2**32, 20000, dtype=np.uint64).astype(np.uint32)
                         .view(np.float32), near.astype(np.float32), vals.astype(np.float32),
                         mids.astype(np.float32), np.float32([top, 0.0])])

@@ -137,7 +137,8 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     if kin[0] == 4:
         step_in = (4, twosum, _lean_flags(kin[1], top, inner_emax, c))
     step_out = (kout[0], 1 if kout[0] else 0, int(outer.rounding) if outer is not None else 0)
-    a32, b32 = pad(a, b, *block_shape(step_in))  # exact: the operands are float32 values (``_product_top``)
+    # exact: the operands are float32 values (``_product_top``)
+    a32, b32 = pad(a, b, *block_shape(step_in))
     cc = c if c is not None else np.zeros((1, 1))
     micro_kernel(step_in, step_out)(a32, b32, cc, out, int(c is not None), kin[1], kout[1],
                                     int(chunk or 0))
