@@ -112,12 +112,24 @@ def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
     out = b.select(b.icmp_unsigned("==", r, _c(0)), _c(0), out)
     out = b.select(big, b.select(up, minpos_bits, _c(0)), out)
     over = b.select(positive, over_pos, over_neg)
+    return _finish(b, out, a, sign, over, max_bits, inf_bits, negzero)
+
+
+def _finish(b: ir.IRBuilder, out, a, sign, over, max_bits, inf_bits, negzero):
+    """The float32 result of a rounder from the magnitude bits ``out`` it rounded ``a`` (the
+    input's ``|x|`` bits) to: ``over`` beyond ``max_bits``, a quieted NaN or ``inf_bits`` for
+    NaN and infinite input, then the sign (kept on zero only where the format has ``-0``)."""
+    ti = out.type
+
+    def c(v: int) -> ir.Constant:
+        return _const(v, ti)
+
     out = b.select(b.icmp_unsigned(">", out, max_bits), over, out)
-    special = b.select(b.icmp_unsigned(">", a, _c(0x7F800000)), b.or_(a, _c(0x400000)), inf_bits)
-    out = b.select(b.icmp_unsigned(">=", a, _c(0x7F800000)), special, out)
-    keep_sign = b.or_(b.icmp_unsigned("!=", out, _c(0)), b.icmp_unsigned("!=", negzero, _c(0)))
-    out = b.or_(out, b.select(keep_sign, sign, _c(0)))
-    return b.bitcast(out, like(ir.FloatType(), n))
+    special = b.select(b.icmp_unsigned(">", a, c(0x7F800000)), b.or_(a, c(0x400000)), inf_bits)
+    out = b.select(b.icmp_unsigned(">=", a, c(0x7F800000)), special, out)
+    keep_sign = b.or_(b.icmp_unsigned("!=", out, c(0)), b.icmp_unsigned("!=", negzero, c(0)))
+    out = b.or_(out, b.select(keep_sign, sign, c(0)))
+    return b.bitcast(out, like(ir.FloatType(), lanes(out)))
 
 
 def magic_round_abs(builder: ir.IRBuilder, a, sh, magic, cap=None):
@@ -132,13 +144,33 @@ def magic_round_abs(builder: ir.IRBuilder, a, sh, magic, cap=None):
     wrap to a tiny negative number and comes out unchanged. Overflow and specials are the
     caller's."""
     b = builder
-    ti, ft = a.type, like(ir.FloatType(), lanes(a))
+    ft = like(ir.FloatType(), lanes(a))
+    big = b.bitcast(magic_constant(b, a, sh, magic, cap), ft)
+    return b.bitcast(b.fsub(b.fadd(b.bitcast(a, ft), big), big), a.type)
+
+
+def magic_constant(builder: ir.IRBuilder, a, sh, magic, cap=None):
+    """Bits of the constant ``C`` of ``magic_round_abs`` for ``|x|`` bits ``a``: ``2^(e + sh)``
+    clamped to ``[magic, cap]`` (``cap=None``: no upper clamp). ``C * 2^-23`` is the format's
+    quantum at ``|x|``."""
+    b = builder
+    ti = a.type
     cb = b.add(b.and_(a, _const(0x7F800000, ti)), b.shl(sh, _const(23, ti)))
     cb = b.select(b.icmp_unsigned("<", cb, magic), magic, cb)
     if cap is not None:
         cb = b.select(b.icmp_unsigned(">", cb, cap), cap, cb)
-    big = b.bitcast(cb, ft)
-    return b.bitcast(b.fsub(b.fadd(b.bitcast(a, ft), big), big), ti)
+    return cb
+
+
+def _magic_grid(b: ir.IRBuilder, m, emin, max_bits):
+    """(``sh``, ``magic``, ``cap``) of ``magic_round_abs`` for a format with ``m`` mantissa bits,
+    smallest normal exponent ``emin`` and largest value ``max_bits`` (i32 values or vectors)."""
+    ti = m.type
+    sh = b.sub(_const(23, ti), m)
+    magic = b.shl(b.add(b.sub(emin, m), _const(23 + 127, ti)), _const(23, ti))
+    cap = b.add(b.and_(max_bits, _const(0x7F800000, ti)),
+                b.shl(b.add(sh, _const(1, ti)), _const(23, ti)))
+    return sh, magic, cap
 
 
 def _emit_ne_magic(builder: ir.IRBuilder, x, m, emin, sub, max_bits, over_pos, over_neg,
@@ -153,22 +185,11 @@ def _emit_ne_magic(builder: ir.IRBuilder, x, m, emin, sub, max_bits, over_pos, o
     m, emin, max_bits, over_pos, inf_bits, negzero = (
         splat(b, v, n) for v in (m, emin, max_bits, over_pos, inf_bits, negzero))
 
-    def c(v: int) -> ir.Constant:
-        return _const(v, ti)
-
     xb = b.bitcast(x, ti)
-    a = b.and_(xb, c(0x7FFFFFFF))
+    a = b.and_(xb, _const(0x7FFFFFFF, ti))
     sign = b.xor(xb, a)
-    sh = b.sub(c(23), m)
-    magic = b.shl(b.add(b.sub(emin, m), c(23 + 127)), c(23))
-    cap = b.add(b.and_(max_bits, c(0x7F800000)), b.shl(b.add(sh, c(1)), c(23)))
-    out = magic_round_abs(b, a, sh, magic, cap)
-    out = b.select(b.icmp_signed(">", out, max_bits), over_pos, out)
-    special = b.select(b.icmp_signed(">", a, c(0x7F800000)), b.or_(a, c(0x400000)), inf_bits)
-    out = b.select(b.icmp_signed(">=", a, c(0x7F800000)), special, out)
-    keep_sign = b.or_(b.icmp_unsigned("!=", out, c(0)), b.icmp_unsigned("!=", negzero, c(0)))
-    out = b.or_(out, b.select(keep_sign, sign, c(0)))
-    return b.bitcast(out, like(ir.FloatType(), n))
+    out = magic_round_abs(b, a, *_magic_grid(b, m, emin, max_bits))
+    return _finish(b, out, a, sign, over_pos, max_bits, inf_bits, negzero)
 
 
 def _emit_directed_magic(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
@@ -187,23 +208,15 @@ def _emit_directed_magic(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_
     m, emin, max_bits, over_pos, over_neg, inf_bits, negzero = (
         splat(b, v, n) for v in (m, emin, max_bits, over_pos, over_neg, inf_bits, negzero))
 
-    def c(v: int) -> ir.Constant:
-        return _const(v, ti)
-
     def f(v: float) -> ir.Constant:
         return ir.Constant(tf, [v] * n) if n is not None else ir.Constant(tf, v)
 
     xb = b.bitcast(x, ti)
-    a = b.and_(xb, c(0x7FFFFFFF))
+    a = b.and_(xb, _const(0x7FFFFFFF, ti))
     sign = b.xor(xb, a)
-    positive = b.icmp_unsigned("==", sign, c(0))
-    sh = b.sub(c(23), m)
-    cb = b.add(b.and_(a, c(0x7F800000)), b.shl(sh, c(23)))
-    magic = b.shl(b.add(b.sub(emin, m), c(23 + 127)), c(23))
-    cap = b.add(b.and_(max_bits, c(0x7F800000)), b.shl(b.add(sh, c(1)), c(23)))
-    cb = b.select(b.icmp_unsigned("<", cb, magic), magic, cb)
-    cb = b.select(b.icmp_unsigned(">", cb, cap), cap, cb)
-    big, ax = b.bitcast(cb, tf), b.bitcast(a, tf)
+    positive = b.icmp_unsigned("==", sign, _const(0, ti))
+    big = b.bitcast(magic_constant(b, a, *_magic_grid(b, m, emin, max_bits)), tf)
+    ax = b.bitcast(a, tf)
     t = b.fsub(b.fadd(ax, big), big)
     q = b.fmul(big, f(2.0 ** -23))
     zero = f(0.0)
@@ -224,14 +237,8 @@ def _emit_directed_magic(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_
         r = b.select(b.and_(inexact, even), hi, lo)
     else:
         raise ValueError(mode)
-    out = b.bitcast(r, ti)
     over = b.select(positive, over_pos, over_neg)
-    out = b.select(b.icmp_unsigned(">", out, max_bits), over, out)
-    special = b.select(b.icmp_unsigned(">", a, c(0x7F800000)), b.or_(a, c(0x400000)), inf_bits)
-    out = b.select(b.icmp_unsigned(">=", a, c(0x7F800000)), special, out)
-    keep_sign = b.or_(b.icmp_unsigned("!=", out, c(0)), b.icmp_unsigned("!=", negzero, c(0)))
-    out = b.or_(out, b.select(keep_sign, sign, c(0)))
-    return b.bitcast(out, tf)
+    return _finish(b, b.bitcast(r, ti), a, sign, over, max_bits, inf_bits, negzero)
 
 
 def _hash_hi(b: ir.IRBuilder, key, index):
