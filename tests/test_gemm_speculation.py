@@ -1,9 +1,12 @@
-"""The speculative round-to-nearest-even steps of the fast GEMM kernels.
+"""Double-rounding faults in the fast GEMM kernels, and the speculative steps that avoid them.
 
 A float32 sum ``s = RNE32(acc + a*b)`` can land exactly on a midpoint of the accumulator grid while
 the exact sum lies just beside it; rounding ``s`` then picks the wrong neighbour. The fast kernels
-take the plain float32 sum, flag such lanes (``kernels_gemm_fast.midpoint_flags``) and replay the
-span exactly. These tests build such sums on purpose, so a missing or late replay changes results.
+either round every sum to odd (by TwoSum, or toward zero with an exactness test:
+``test_gemm_rz``) or take the plain float32 sum, flag such lanes
+(``kernels_gemm_fast.midpoint_flags``) and replay the span exactly (``exactness_plan``). These
+tests build such sums on purpose, so a missing fix or a missing or late replay changes results:
+fp16 and bf16 accumulators take the round-toward-zero fix on x86, e5m6 the speculative one.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ def _instances(acc, a, b, k, rng):
 
 @pytest.mark.parametrize("acc_name", ["fp16", "bf16", "e5m6"])
 @pytest.mark.parametrize("k", [1, 3, 11])
-def test_midpoint_faults_are_replayed(acc_name, k):
+def test_midpoint_faults_are_exact(acc_name, k):
     rng = np.random.default_rng(k * 7 + len(acc_name))
     acc, a, b = _faults(acc_name, 30, rng)
     dp = Datapath(a="fp16", b="fp16", accumulation=Sequential(format=acc_name))
@@ -84,7 +87,7 @@ def test_midpoint_faults_are_replayed(acc_name, k):
     assert not np.array_equal(np.diag(got), twice)
 
 
-def test_chunked_inner_faults_are_replayed():
+def test_chunked_inner_faults_are_exact():
     rng = np.random.default_rng(4)
     acc, a, b = _faults("fp16", 24, rng)
     A, B, C = _instances(acc, a, b, 13, rng)

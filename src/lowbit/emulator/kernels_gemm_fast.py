@@ -23,7 +23,8 @@ from numba.extending import intrinsic
 from .llvm_round import _const, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
-           "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "flags0", "midpoint_flags", "flags_any"]
+           "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
+           "restore_mode", "flags0", "midpoint_flags", "flags_any"]
 
 _I32 = ir.IntType(32)
 _F32 = ir.FloatType()
@@ -147,6 +148,65 @@ def round_magic_ir(builder, x, sh, maxbits, ovf, magic, cap, clamp_cap=True, nan
     return builder.bitcast(builder.or_(r, sign), tf)
 
 
+def odd_sum_rz(builder, acc, p):
+    """float32 ``acc + p`` rounded to odd (IR), for code that runs with the host's rounding
+    mode set toward zero (``rz_mode``): ``s = RZ(acc + p)`` is the truncation itself, and it
+    was inexact iff ``RZ(s - acc) != p``. (When ``|acc| >= |p|``, ``s - acc`` is exact by
+    Sterbenz's lemma; otherwise an inexact ``s = acc + p - d``, with ``d`` of ``p``'s sign and
+    smaller, gives ``|RZ(p - d)| < |p|``. Infinite or NaN sums compare unordered: left as they
+    are.) Three float operations against TwoSum's six and its sign logic."""
+    s = builder.fadd(acc, p)
+    t = builder.fsub(s, acc)
+    ti = _int_type(s)
+    inexact = builder.zext(builder.fcmp_ordered("one", t, p), ti)
+    return builder.bitcast(builder.or_(builder.bitcast(s, ti), inexact), s.type)
+
+
+#: Step kinds whose rounding is independent of the host's rounding mode, so that a whole block
+#: may run toward zero for ``odd_sum_rz``: fp16 through an explicit-RNE ``vcvtps2ph``, the
+#: integer roundings (3, 5), and the directed magic rounder (6), whose neighbour ``lo`` comes
+#: out the same whether the magic addition rounds to nearest or truncates. Kinds 2 and 4 rely
+#: on a rounding-to-nearest addition.
+RZ_KINDS = (1, 3, 5, 6)
+
+
+def _intrinsic_fn(module: ir.Module, name: str, ret: ir.Type, args: list) -> ir.Function:
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, ir.FunctionType(ret, args), name)
+
+
+def rz_mode(builder):
+    """Set the host's rounding mode toward zero (x86 MXCSR); returns the slot holding the old
+    control word for ``restore_mode``."""
+    from numba.core import cgutils
+    i8p = ir.IntType(8).as_pointer()
+    saved, mode = cgutils.alloca_once(builder, _I32), cgutils.alloca_once(builder, _I32)
+    st = _intrinsic_fn(builder.module, "llvm.x86.sse.stmxcsr", ir.VoidType(), [i8p])
+    ld = _intrinsic_fn(builder.module, "llvm.x86.sse.ldmxcsr", ir.VoidType(), [i8p])
+    builder.call(st, [builder.bitcast(saved, i8p)])
+    builder.store(builder.or_(builder.load(saved), _c(0x6000)), mode)
+    builder.call(ld, [builder.bitcast(mode, i8p)])
+    return saved
+
+
+def restore_mode(builder, saved) -> None:
+    i8p = ir.IntType(8).as_pointer()
+    ld = _intrinsic_fn(builder.module, "llvm.x86.sse.ldmxcsr", ir.VoidType(), [i8p])
+    builder.call(ld, [builder.bitcast(saved, i8p)])
+
+
+def _f16_rne(builder, s):
+    """float32 -> half -> float32 rounding to nearest even whatever the host's rounding mode
+    (``vcvtps2ph`` with an explicit rounding immediate; LLVM's ``fptrunc`` follows MXCSR)."""
+    n = lanes(s)
+    if n != 8:
+        return builder.fpext(builder.fptrunc(s, like(ir.HalfType(), n)), s.type)
+    i16x8 = ir.VectorType(ir.IntType(16), 8)
+    fn = _intrinsic_fn(builder.module, "llvm.x86.vcvtps2ph.256", i16x8, [s.type, _I32])
+    h = builder.call(fn, [s, _c(0)])
+    return builder.fpext(builder.bitcast(h, ir.VectorType(ir.HalfType(), 8)), s.type)
+
+
 def step_ir(builder, kind: int, twosum: int, mode: int, acc, p, g):
     """IR of one accumulation step ``round(acc + p)`` (see ``kernels_gemm_micro``); ``g`` the
     list of nine i32 format parameters. Scalars or vectors of float32."""
@@ -154,12 +214,14 @@ def step_ir(builder, kind: int, twosum: int, mode: int, acc, p, g):
     return round_ir(builder, kind, mode, s, g)
 
 
-def round_ir(builder, kind: int, mode: int, s, g):
+def round_ir(builder, kind: int, mode: int, s, g, rz: bool = False):
     """IR of the rounding of a float32 sum ``s`` by step kind ``kind`` (0: none)."""
     from .llvm_round import _emit, _emit_directed_magic
     if kind == 0:
         return s
     if kind == 1:
+        if rz:
+            return _f16_rne(builder, s)
         return builder.fpext(builder.fptrunc(s, like(ir.HalfType(), lanes(s))), s.type)
     if kind == 2:
         return round_bits_ir(builder, s, g[0], g[1], g[2], g[3], builder.bitcast(g[4], _F32))
@@ -250,4 +312,5 @@ def flags_any(builder, flags, g, kind: int):
     hit = builder.or_(flags[0], builder.sext(tiny, ti))
     wide = builder.bitcast(hit, ir.IntType(32 * n))
     return builder.icmp_unsigned("!=", wide, ir.Constant(ir.IntType(32 * n), 0))
+
 

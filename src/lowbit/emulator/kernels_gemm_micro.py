@@ -15,10 +15,18 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
   stay finite float32 values, as for kind 4.
 
 ``twosum=1`` rounds the float32 sum to odd first (needed unless the float32 sum provably cannot
-mislead the following rounding: ``kernels_gemm_api``). For the round-to-nearest-even kinds
-(1, 2, 4, 5) that fix runs speculatively: ``SPEC`` k-steps take the plain float32 sum while
-``kernels_gemm_fast.midpoint_flags`` notes, row by row, every lane that lands where the sum
-could mislead, and each flagged row of the span is replayed exactly from its saved accumulators.
+mislead the following rounding: ``kernels_gemm_api``). ``exactness_plan`` picks how:
+
+* on x86 hosts, for the kinds whose rounding does not depend on the host's rounding mode
+  (1, 3, 5, 6), the block sets MXCSR to round toward zero and restores it on leaving: the
+  float32 sum is then the truncation, and one subtraction and comparison tell whether it was
+  exact (``kernels_gemm_fast.odd_sum_rz``), about 2x faster than the alternatives below;
+* for the other round-to-nearest-even kinds (2, 4: their magic additions need the host to
+  round to nearest), the fix runs speculatively: ``SPEC`` k-steps take the plain float32 sum
+  while ``kernels_gemm_fast.midpoint_flags`` notes, row by row, every lane that lands where the
+  sum could mislead, and each flagged row of the span is replayed exactly from its saved
+  accumulators;
+* otherwise TwoSum and a round-to-odd correction at every step.
 
 The loops are written as LLVM IR (``block``): one loop over k keeps ``RB x VB`` vectors of
 ``LANES`` float32 accumulators in registers (one SSA value each, so the step's latency is hidden
@@ -39,17 +47,19 @@ from functools import lru_cache
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .kernels_gemm_fast import (SPEC_KINDS, flags0, flags_any, make_step, midpoint_flags,
-                               round_ir, step_ir)
+from .kernels_gemm_fast import (RZ_KINDS, SPEC_KINDS, flags0, flags_any, make_step,
+                               midpoint_flags, odd_sum_rz, restore_mode, round_ir, rz_mode,
+                               step_ir)
 from .llvm_round import splat
 from .scratch import scratch
 
-__all__ = ["micro_kernel", "block_shape", "pad", "LANES"]
+__all__ = ["micro_kernel", "block_shape", "exactness_plan", "pad", "LANES"]
 
 LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts split nothing)
 #: Register blocks (rows, vectors per row): one broadcast of ``a`` per row and k, one strip of
@@ -59,6 +69,7 @@ LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts s
 LIGHT_SHAPE, HEAVY_SHAPE = (4, 3), (5, 2)
 SPEC = 4          # k-steps per speculative span (see ``_make_block``)
 
+_X86 = llvm_binding.get_process_triple().startswith(("x86_64", "i686", "i386"))
 _I64 = ir.IntType(64)
 _F32 = ir.FloatType()
 _VEC = ir.VectorType(_F32, LANES)
@@ -115,6 +126,19 @@ def block_shape(step: tuple[int, int, int]) -> tuple[int, int]:
     return rb, vb * LANES
 
 
+def exactness_plan(kind: int, twosum: int) -> str:
+    """How a block makes each step round the exact sum rather than the float32 one: ``"plain"``
+    (the float32 sum cannot mislead: no fix), ``"rz"`` (the block runs with the host rounding
+    toward zero and ``odd_sum_rz`` rounds each sum to odd: x86 hosts, kinds whose rounding does
+    not depend on the host's mode), ``"speculate"`` (the other round-to-nearest-even kinds) or
+    ``"twosum"`` (round to odd by TwoSum at every step)."""
+    if not twosum:
+        return "plain"
+    if kind in RZ_KINDS and _X86:
+        return "rz"
+    return "speculate" if kind in SPEC_KINDS else "twosum"
+
+
 def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N803
     """``block(acc, a, b, i0, j0, k0, k1, g)``: for k in [k0, k1) and r < RB,
     ``acc[r, :] = step(acc[r, :], a[i0 + r, k] * b[k, j0:j0 + WIDTH])`` with the accumulators in
@@ -125,7 +149,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
     k-steps at a time: ``kernels_gemm_fast.midpoint_flags``), and each row of a span is redone
     exactly from its saved accumulators when any of its float32 sums may have misled the
     rounding."""
-    speculate = bool(twosum) and kind in SPEC_KINDS
+    plan = exactness_plan(kind, twosum)
+    rz, speculate = plan == "rz", plan == "speculate"
 
     @intrinsic
     def block(typingctx, acc, a, b, i0, j0, k0, k1, g):
@@ -161,6 +186,10 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
             def exact(k, accs, rows=range(RB)):
                 bcast, strips = operands(k)
                 where = [(r, v) for r in rows for v in range(VB)]
+                if rz:  # (an FMA for the sum would keep every product live: spills)
+                    return builder.add(k, one), [round_ir(builder, kind, mode, odd_sum_rz(
+                        builder, x, builder.fmul(bcast[r], strips[v])), gv, rz)
+                        for x, (r, v) in zip(accs, where)]
                 if twosum:  # TwoSum needs the product itself
                     return builder.add(k, one), [
                         step_ir(builder, kind, 1, mode, x, builder.fmul(bcast[r], strips[v]), gv)
@@ -217,6 +246,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
 
             if speculate:
                 saved = [cgutils.alloca_once(builder, _VEC) for _ in cells]
+            if rz:
+                host_mode = rz_mode(builder)
             entry = builder.block
             work = builder.append_basic_block("block.work")
             done = builder.append_basic_block("block.done")
@@ -232,6 +263,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 out.add_incoming(x0, entry)
                 out.add_incoming(x1, last)
                 outs.append(out)
+            if rz:
+                restore_mode(builder, host_mode)
             for out, o in zip(outs, offsets):
                 builder.store(out, _vec_ptr(builder, acc_d, o), align=4)
             return context.get_dummy_value()
