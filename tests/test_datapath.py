@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from lowbit import FORMATS, InvalidArgument, Rounding
+from lowbit import FORMATS, Rounding
 from lowbit.emulator.datapath import (BinaryAccumulation, Chunked, Datapath, DatapathError, Exact,
                                       IntegerAccumulation, OperandMode, Product, Promoted, Scaling,
                                       Sequential)

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from llvmlite import binding as llvm_binding
-from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
