@@ -39,3 +39,14 @@ def test_results_never_alias_scratch():
     second = gemm(-a, b, dp)
     assert np.array_equal(first, keep) and np.array_equal(second, -first)
     assert np.array_equal(a, a0) and np.array_equal(b, b0)
+
+
+def test_every_buffer_starts_on_a_cache_line():
+    """Pooled, grown, oversize and odd-shaped buffers all start on an ``ALIGN``-byte boundary."""
+    for shape, dtype in [((3,), np.float32), ((7, 5), np.float64), ((1000, 33), np.float32),
+                         ((S.LIMIT // 4 + 3,), np.float32)]:
+        for tag in ("t.align", "t.align"):  # a fresh buffer, then the pooled one again
+            x = S.scratch(tag, shape, dtype)
+            assert x.ctypes.data % S.ALIGN == 0 and x.shape == shape and x.dtype == dtype
+    y = S.aligned_empty((5, 9), np.int16)
+    assert y.ctypes.data % S.ALIGN == 0 and y.shape == (5, 9) and y.flags.c_contiguous

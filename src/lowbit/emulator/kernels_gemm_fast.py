@@ -24,7 +24,7 @@ from .llvm_round import _const, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
            "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
-           "restore_mode", "flags0", "midpoint_flags", "flags_any"]
+           "restore_mode", "round_magic_unchecked", "flags0", "midpoint_flags", "flags_any"]
 
 _I32 = ir.IntType(32)
 _F32 = ir.FloatType()
@@ -205,6 +205,21 @@ def _f16_rne(builder, s):
     fn = _intrinsic_fn(builder.module, "llvm.x86.vcvtps2ph.256", i16x8, [s.type, _I32])
     h = builder.call(fn, [s, _c(0)])
     return builder.fpext(builder.bitcast(h, ir.VectorType(ir.HalfType(), 8)), s.type)
+
+
+def round_magic_unchecked(builder, x, g):
+    """Kind 4's rounding without its overflow and NaN selects or its upper clamp: (the rounded
+    float32, the bits of its magnitude). Right wherever that magnitude stays at most the
+    format's largest value (``g[2]``); anything else (an overflow, an infinite or NaN input, a
+    magic constant past float32's range) comes out above it, so one unsigned maximum over the
+    magnitudes tells whether every step was right (``kernels_gemm_micro``'s lazy plan)."""
+    n = lanes(x)
+    sh, magic = (splat(builder, v, n) for v in (g[0], g[4]))
+    ti, tf = _int_type(x), _float_type(x)
+    b = builder.bitcast(x, ti)
+    a = builder.and_(b, _c(0x7FFFFFFF, x))
+    r = magic_round_abs(builder, a, sh, magic, None)
+    return builder.bitcast(builder.or_(r, builder.xor(b, a)), tf), r
 
 
 def step_ir(builder, kind: int, twosum: int, mode: int, acc, p, g):

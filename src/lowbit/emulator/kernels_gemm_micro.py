@@ -54,12 +54,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .kernels_gemm_fast import (RZ_KINDS, SPEC_KINDS, flags0, flags_any, make_step,
-                               midpoint_flags, odd_sum_rz, restore_mode, round_ir, rz_mode,
-                               step_ir)
+                               midpoint_flags, odd_sum_rz, restore_mode, round_ir,
+                               round_magic_unchecked, rz_mode, step_ir)
 from .llvm_round import splat
 from .scratch import scratch
 
-__all__ = ["micro_kernel", "block_shape", "exactness_plan", "pad", "LANES"]
+__all__ = ["micro_kernel", "block_shape", "exactness_plan", "overflow_plan", "pad", "LANES"]
 
 LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts split nothing)
 #: Register blocks (rows, vectors per row): one broadcast of ``a`` per row and k, one strip of
@@ -126,6 +126,14 @@ def block_shape(step: tuple[int, int, int]) -> tuple[int, int]:
     return rb, vb * LANES
 
 
+def overflow_plan(kind: int, twosum: int) -> str:
+    """``"lazy"`` where a block's k-loop skips the per-step overflow and NaN selects of kind 4
+    (``round_magic_unchecked``) and tracks the largest rounded magnitude instead: if it ever
+    passed the format's largest value, the block is run again with the full step from its
+    starting accumulators (still in memory). ``"eager"`` otherwise."""
+    return "lazy" if kind == 4 and not twosum else "eager"
+
+
 def exactness_plan(kind: int, twosum: int) -> str:
     """How a block makes each step round the exact sum rather than the float32 one: ``"plain"``
     (the float32 sum cannot mislead: no fix), ``"rz"`` (the block runs with the host rounding
@@ -151,6 +159,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
     rounding."""
     plan = exactness_plan(kind, twosum)
     rz, speculate = plan == "rz", plan == "speculate"
+    lazy = overflow_plan(kind, twosum) == "lazy"
 
     @intrinsic
     def block(typingctx, acc, a, b, i0, j0, k0, k1, g):
@@ -198,6 +207,45 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 return builder.add(k, one), [
                     round_ir(builder, kind, mode, builder.call(fma, [bcast[r], strips[v], x]), gv)
                     for x, (r, v) in zip(accs, where)]
+
+            def unchecked(k, state):
+                """One k-step without the overflow selects; ``state`` is the accumulators and
+                the largest magnitude's bits so far."""
+                bcast, strips = operands(k)
+                fma = _fmuladd(builder.module)
+                new, top = [], state[-1]
+                for x, (r, v) in zip(state[:-1], cells):
+                    y, mag = round_magic_unchecked(
+                        builder, builder.call(fma, [bcast[r], strips[v], x]), gv)
+                    new.append(y)
+                    top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
+                return builder.add(k, one), new + [top]
+
+            def lazy_run(k_start, k_end):
+                """The unchecked loop, and the exact one again if a magnitude passed the
+                largest value (an overflow: rare, and the whole block is redone)."""
+                ti = ir.VectorType(ir.IntType(32), LANES)
+                state = _loop(builder, "lazy.k", k_start, k_end,
+                              list(init) + [ir.Constant(ti, [0] * LANES)], unchecked)
+                over = builder.icmp_unsigned(">", state[-1], splat(builder, gv[2], LANES))
+                wide = builder.bitcast(builder.sext(over, ti), ir.IntType(32 * LANES))
+                fast_end = builder.block
+                redo = builder.append_basic_block("lazy.redo")
+                join = builder.append_basic_block("lazy.join")
+                builder.cbranch(builder.icmp_unsigned("!=", wide, ir.Constant(wide.type, 0)),
+                                redo, join)
+                builder.position_at_end(redo)
+                again = _loop(builder, "lazy.exact", k_start, k_end, init, exact)
+                redo_end = builder.block
+                builder.branch(join)
+                builder.position_at_end(join)
+                out = []
+                for x_fast, x_exact in zip(state[:-1], again):
+                    phi = builder.phi(_VEC)
+                    phi.add_incoming(x_fast, fast_end)
+                    phi.add_incoming(x_exact, redo_end)
+                    out.append(phi)
+                return out
 
             def fast(k, state):
                 """One k-step on the plain float32 sums; ``state`` is the accumulators, one
@@ -253,7 +301,10 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
             done = builder.append_basic_block("block.done")
             builder.cbranch(builder.icmp_signed("<", k0_, k1_), work, done)
             builder.position_at_end(work)
-            final = _loop(builder, "block.k", k0_, k1_, init, span if speculate else exact)
+            if lazy:
+                final = lazy_run(k0_, k1_)
+            else:
+                final = _loop(builder, "block.k", k0_, k1_, init, span if speculate else exact)
             last = builder.block
             builder.branch(done)
             builder.position_at_end(done)

@@ -1,0 +1,87 @@
+"""The lazy overflow check of the fast GEMM kernels (``kernels_gemm_micro.overflow_plan``).
+
+Round-to-nearest-even steps by magic constants (kind 4: fp8 and other small accumulators) skip
+their per-step overflow and NaN selects; the block tracks the largest rounded magnitude and runs
+again with the full step when it passed the format's largest value. These tests put overflows in
+some lanes of a register block and not others, early and late in k, under each overflow policy,
+and compare with the generic kernel (itself replayed against Fractions in test_gemm_oracle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from lowbit.emulator.datapath import Chunked, Datapath, Sequential
+from lowbit.emulator.gemm import gemm
+from lowbit.emulator.kernels_gemm_api import _needs_twosum, accumulator_kind
+from lowbit.emulator.kernels_gemm_micro import overflow_plan
+from lowbit.formats import FORMATS, Overflow
+
+SAT = dataclasses.replace(FORMATS["e4m3fn"], name="e4m3fn_sat", overflow=Overflow.SATURATE)
+ACCUMULATORS = [FORMATS["e4m3fn"], FORMATS["e5m2"], SAT]
+
+
+def _same(x, y):
+    return np.array_equal(x, y, equal_nan=True) and np.array_equal(np.signbit(x), np.signbit(y))
+
+
+@pytest.mark.parametrize("fmt", ACCUMULATORS, ids=lambda f: f.name)
+def test_plan_is_lazy(fmt):
+    dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Sequential(format=fmt))
+    kind = accumulator_kind(dp.accumulation)[0]
+    assert kind == 4 and not _needs_twosum((dp.a, dp.b), fmt)
+    assert overflow_plan(kind, 0) == "lazy"
+
+
+def _overflowing(m, k, n, rng, top):
+    """Small operands, with a few rows of ``a`` scaled so that some outputs pass ``top`` at a
+    random step (and, for saturating formats, come back down after it). e4m3fn operands (at
+    most 448) make products up to 448 * 448."""
+    a = rng.standard_normal((m, k))
+    b = rng.standard_normal((k, n))
+    big_a = min(top / 2, 448.0)
+    big_b = 4.0 if 4 * big_a > top else 448.0
+    for i in rng.choice(m, size=max(1, m // 4), replace=False):
+        t = int(rng.integers(0, k))
+        a[i, t] = big_a * float(rng.choice([-1.0, 1.0]))
+        b[t, :] = np.where(rng.random(n) < 0.3, big_b, b[t, :])
+        if t + 1 < k:
+            a[i, t + 1] = -a[i, t]
+    return a, b
+
+
+@pytest.mark.parametrize("fmt", ACCUMULATORS, ids=lambda f: f.name)
+@pytest.mark.parametrize(("m", "k", "n"), [(13, 40, 37), (5, 7, 16), (26, 200, 48)])
+def test_overflow_lanes_match_generic(fmt, m, k, n):
+    rng = np.random.default_rng(m * k + n)
+    a, b = _overflowing(m, k, n, rng, float(fmt.max))
+    dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Sequential(format=fmt))
+    got = gemm(a, b, dp)
+    want, counters = gemm(a, b, dp, counters=True)
+    assert _same(got, want)
+    hit = counters.overflows + counters.saturations
+    assert hit > 0  # the replay really ran
+    assert np.isfinite(got).sum() > got.size // 2  # and only some lanes overflowed
+
+
+@pytest.mark.parametrize("fmt", ACCUMULATORS, ids=lambda f: f.name)
+def test_special_initial_values(fmt):
+    """NaN and infinite entries of C in one lane of a block, finite ones beside them."""
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((10, 30)), rng.standard_normal((30, 20))
+    c = rng.standard_normal((10, 20))
+    c[3, 4], c[7, 11], c[0, 0] = np.nan, np.inf, -np.inf
+    dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Sequential(format=fmt))
+    got = gemm(a, b, dp, C=c)
+    assert _same(got, gemm(a, b, dp, C=c, counters=True)[0])
+
+
+def test_chunked_inner_lazy():
+    rng = np.random.default_rng(2)
+    a, b = _overflowing(17, 90, 33, rng, 448.0)
+    dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Chunked(
+        chunk=16, inner=Sequential(format="e4m3fn"), outer=Sequential(format="binary32")))
+    assert _same(gemm(a, b, dp), gemm(a, b, dp, counters=True)[0])
