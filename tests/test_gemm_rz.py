@@ -15,18 +15,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from llvmlite import binding as llvm_binding
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
 import lowbit
 from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
-from lowbit.emulator.kernels_gemm_fast import odd_sum_rz, restore_mode, rz_mode
+from lowbit.emulator.kernels_gemm_fast import X86, odd_sum_rz, restore_mode, rz_mode
 from lowbit.emulator.kernels_gemm_micro import exactness_plan
 from lowbit.formats import Rounding
-
-X86 = llvm_binding.get_process_triple().startswith(("x86_64", "i686", "i386"))
 
 
 @intrinsic
@@ -134,6 +131,20 @@ def test_plan(a, acc, mode, plan):
     if plan == "rz" and not X86:
         plan = "speculate" if kind in (1, 5) else "twosum"
     assert exactness_plan(kind, twosum) == plan
+
+
+@pytest.mark.parametrize("mode", list(Rounding))
+def test_fp16_inner_steps_through_f16c(mode):
+    """Inside a block, fp16 accumulators round to nearest even, toward zero, up and down through
+    ``vcvtps2ph``'s rounding immediate on x86 (kind 1); nearest-away, to-odd and stochastic, and
+    every mode off x86 or in an outer step, take other paths."""
+    from lowbit.emulator.kernels_gemm_api import accumulator_kind
+    seq = Sequential(format="fp16", rounding=mode)
+    f16c = mode in (Rounding.NEAREST_EVEN, Rounding.TOWARD_ZERO, Rounding.UP, Rounding.DOWN)
+    inner = accumulator_kind(seq, inner=True)
+    outer = accumulator_kind(seq)
+    assert (inner is not None and inner[0] == 1) == (f16c and (X86 or mode == 0))
+    assert (outer is not None and outer[0] == 1) == (mode == Rounding.NEAREST_EVEN)
 
 
 @njit(parallel=True)

@@ -19,6 +19,7 @@ import struct
 import numpy as np
 
 from ..formats import FloatFormat, Overflow, Rounding, Specials
+from .kernels_gemm_fast import F16C_IMM, X86
 from .llvm_round import magic_rne_ok
 from .quantize import _f32_params
 
@@ -31,8 +32,10 @@ def _f32_bits(v: float) -> int:
     return struct.unpack("<I", struct.pack("<f", v))[0]
 
 
-def accumulator_kind(seq) -> tuple[int, tuple[int, ...]] | None:
-    """(kind, parameters) of a Sequential step for the fast kernels, or None (generic path)."""
+def accumulator_kind(seq, inner: bool = False) -> tuple[int, tuple[int, ...]] | None:
+    """(kind, parameters) of a Sequential step for the fast kernels, or None (generic path).
+    ``inner``: the step runs inside a register block, where x86 hosts round fp16 toward zero,
+    up and down through ``vcvtps2ph`` too (kind 1; ``kernels_gemm_fast.F16C_IMM``)."""
     fmt: FloatFormat = seq.format
     if fmt.radix != 2 or fmt.exponent_shift:
         return None
@@ -42,11 +45,14 @@ def accumulator_kind(seq) -> tuple[int, tuple[int, ...]] | None:
     like_f32 = (m <= 21 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
                 and emin >= -126 and emax <= 127
                 and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
+    f16 = ieee and (m, emin, emax) == (10, -14, 15)
+    if f16 and inner and int(seq.rounding) in F16C_IMM and X86:
+        return 1, (0,) * 9
     if seq.rounding != Rounding.NEAREST_EVEN:
         return _kind3(seq, fmt, m, emin, emax)
     if ieee and (m, emin, emax) == (23, -126, 127):
         return 0, (0,) * 9
-    if ieee and (m, emin, emax) == (10, -14, 15):
+    if f16:
         return 1, (0,) * 9
     if not like_f32 or fmt.overflow not in (Overflow.INFINITY, Overflow.NAN, Overflow.SATURATE):
         return None
@@ -124,7 +130,7 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     top = _product_top(operands)
     if top is None:
         return False
-    kin = accumulator_kind(inner)
+    kin = accumulator_kind(inner, inner=True)
     kout = accumulator_kind(outer) if outer is not None else (0, (0,) * 9)
     if kin is None or kout is None:
         return False
@@ -132,7 +138,8 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     if (kin[0] in (3, 6) and top > 125) or (kout[0] in (3, 6) and inner_emax > 125):
         return False  # a float32 sum could overflow: the generic kernel
     from .kernels_gemm_micro import block_shape, micro_kernel, pad
-    twosum = int(kin[0] in (3, 6) or _needs_twosum(operands, inner.format))
+    directed = inner.rounding != Rounding.NEAREST_EVEN
+    twosum = int(kin[0] in (3, 6) or directed or _needs_twosum(operands, inner.format))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     if kin[0] == 4:
         step_in = (4, twosum, _lean_flags(kin[1], top, inner_emax, c))

@@ -16,6 +16,7 @@ Each piece is IR on 32-bit lanes, scalar or vector (the type of its float32 inpu
 
 from __future__ import annotations
 
+from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
@@ -24,9 +25,11 @@ from .llvm_round import _const, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
            "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
-           "restore_mode", "round_magic_unchecked", "flags0", "midpoint_flags", "flags_any"]
+           "restore_mode", "round_magic_unchecked", "F16C_IMM", "X86", "flags0", "midpoint_flags", "flags_any"]
 
 _I32 = ir.IntType(32)
+#: The host is x86 (MXCSR, ``vcvtps2ph``): ``rz_mode`` and the directed kind-1 steps exist.
+X86 = llvm_binding.get_process_triple().startswith(("x86_64", "i686", "i386"))
 _F32 = ir.FloatType()
 
 
@@ -195,15 +198,18 @@ def restore_mode(builder, saved) -> None:
     builder.call(ld, [builder.bitcast(saved, i8p)])
 
 
-def _f16_rne(builder, s):
-    """float32 -> half -> float32 rounding to nearest even whatever the host's rounding mode
-    (``vcvtps2ph`` with an explicit rounding immediate; LLVM's ``fptrunc`` follows MXCSR)."""
-    n = lanes(s)
-    if n != 8:
-        return builder.fpext(builder.fptrunc(s, like(ir.HalfType(), n)), s.type)
+#: ``vcvtps2ph`` rounding immediates of the modes kind 1 takes (``kernels_float`` numbering:
+#: nearest-even, toward zero, up, down).
+F16C_IMM = {0: 0, 2: 3, 3: 2, 4: 1}
+
+
+def _f16_explicit(builder, s, mode: int):
+    """float32 -> half -> float32 rounding by ``mode`` (``F16C_IMM``) whatever the host's
+    rounding mode (``vcvtps2ph`` with an explicit rounding immediate; LLVM's ``fptrunc`` follows
+    MXCSR). Vectors of 8 lanes (the kernels' blocks)."""
     i16x8 = ir.VectorType(ir.IntType(16), 8)
     fn = _intrinsic_fn(builder.module, "llvm.x86.vcvtps2ph.256", i16x8, [s.type, _I32])
-    h = builder.call(fn, [s, _c(0)])
+    h = builder.call(fn, [s, _c(F16C_IMM[mode])])
     return builder.fpext(builder.bitcast(h, ir.VectorType(ir.HalfType(), 8)), s.type)
 
 
@@ -236,7 +242,8 @@ def round_ir(builder, kind: int, mode: int, s, g, rz: bool = False):
         return s
     if kind == 1:
         if rz:
-            return _f16_rne(builder, s)
+            return _f16_explicit(builder, s, mode)
+        assert mode == 0, "kind 1 rounds to nearest even unless the block runs toward zero"
         return builder.fpext(builder.fptrunc(s, like(ir.HalfType(), lanes(s))), s.type)
     if kind == 2:
         return round_bits_ir(builder, s, g[0], g[1], g[2], g[3], builder.bitcast(g[4], _F32))

@@ -3,7 +3,8 @@
 A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
 
 * kind 0: binary32 accumulator, the host's float32 addition (RNE);
-* kind 1: fp16 accumulator, ``fptrunc``/``fpext`` (RNE);
+* kind 1: fp16 accumulator, ``fptrunc``/``fpext`` (RNE), or on x86 ``vcvtps2ph`` with the
+  rounding immediate of ``mode`` (RNE, toward zero, up, down; blocks that run toward zero);
 * kind 2: any fast-path format, RNE by integer bit operations (``round_bits_ir``);
 * kind 4: the same by one exponent-scaled float addition (``round_magic_ir``; formats whose
   largest magic constant is a finite float32, i.e. all but the binary32-range ones); its
@@ -47,13 +48,12 @@ from functools import lru_cache
 
 import numba
 import numpy as np
-from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .kernels_gemm_fast import (RZ_KINDS, SPEC_KINDS, flags0, flags_any, make_step,
+from .kernels_gemm_fast import (RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any, make_step,
                                midpoint_flags, odd_sum_rz, restore_mode, round_ir,
                                round_magic_unchecked, rz_mode, step_ir)
 from .llvm_round import splat
@@ -69,7 +69,6 @@ LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts s
 LIGHT_SHAPE, HEAVY_SHAPE = (4, 3), (5, 2)
 SPEC = 4          # k-steps per speculative span (see ``_make_block``)
 
-_X86 = llvm_binding.get_process_triple().startswith(("x86_64", "i686", "i386"))
 _I64 = ir.IntType(64)
 _F32 = ir.FloatType()
 _VEC = ir.VectorType(_F32, LANES)
@@ -142,7 +141,7 @@ def exactness_plan(kind: int, twosum: int) -> str:
     ``"twosum"`` (round to odd by TwoSum at every step)."""
     if not twosum:
         return "plain"
-    if kind in RZ_KINDS and _X86:
+    if kind in RZ_KINDS and X86:  # (kind 1 in a directed mode only exists on x86)
         return "rz"
     return "speculate" if kind in SPEC_KINDS else "twosum"
 
