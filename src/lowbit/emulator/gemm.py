@@ -128,8 +128,10 @@ class _Job:
         # binary operands are binarised while packing: no float64 copy of +-1 values
         self.raw_signs = (isinstance(dp.accumulation, BinaryAccumulation) and dp.scaling is None
                           and dp.operand_mode == OperandMode.QUANTIZE)
-        self.a = A if self.raw_signs else _bring(A, dp.a, dp.operand_mode, "A")
-        self.b = B if self.raw_signs else _bring(B, dp.b, dp.operand_mode, "B")
+        # float32 operands where the fast kernels may take them (they would convert back)
+        f32 = dp.scaling is None and isinstance(dp.accumulation, (Sequential, Chunked))
+        self.a = A if self.raw_signs else _bring(A, dp.a, dp.operand_mode, "A", f32)
+        self.b = B if self.raw_signs else _bring(B, dp.b, dp.operand_mode, "B", f32)
         self.c = self._bring_c(C)
 
     def _check_out(self, out):
@@ -212,11 +214,19 @@ class _Job:
         return acc.run(a, b, c, cnt)
 
 
-def _bring(x: np.ndarray, fmt, mode: OperandMode, name: str) -> np.ndarray:
+def _bring(x: np.ndarray, fmt, mode: OperandMode, name: str, float32: bool = False
+           ) -> np.ndarray:
     """``x`` as float64 values of ``fmt``: quantised RNE, or checked to be representable. The
-    result lives in this thread's scratch buffer for ``name`` (it never leaves the call)."""
+    result lives in this thread's scratch buffer for ``name`` (it never leaves the call).
+    ``float32``: float32 values instead where the float32 quantiser takes ``fmt`` (every value
+    is then exactly a float32)."""
     x64 = np.asarray(x, dtype=np.float64)
     q = _native_quantize(x64, fmt, name)
+    if q is None and float32:
+        from .quantize import quantize_float32
+        q = scratch(f"gemm.{name}.float32", x64.shape, np.float32)
+        if not quantize_float32(np.ascontiguousarray(x64), fmt, q):
+            q = None
     if q is None:
         from .quantize import quantize
         q = quantize(x64, fmt, out=scratch(f"gemm.{name}", x64.shape, np.float64))

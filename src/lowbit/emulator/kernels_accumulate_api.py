@@ -22,13 +22,17 @@ def check_operands(a, b, c) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """float64 C-contiguous ``[M, K]``, ``[K, N]`` and ``[M, N]`` (or None), shapes checked."""
     a = np.ascontiguousarray(a, dtype=np.float64)
     b = np.ascontiguousarray(b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
-        raise InvalidArgument(f"run: a {a.shape} and b {b.shape} must be [M, K] and [K, N]")
     if c is not None:
         c = np.ascontiguousarray(c, dtype=np.float64)
-        if c.shape != (a.shape[0], b.shape[1]):
-            raise InvalidArgument(f"run: c {c.shape} must be [M, N] = {(a.shape[0], b.shape[1])}")
+    _check_shapes(a, b, c)
     return a, b, c
+
+
+def _check_shapes(a, b, c) -> None:
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise InvalidArgument(f"run: a {a.shape} and b {b.shape} must be [M, K] and [K, N]")
+    if c is not None and c.shape != (a.shape[0], b.shape[1]):
+        raise InvalidArgument(f"run: c {c.shape} must be [M, N] = {(a.shape[0], b.shape[1])}")
 
 
 @lru_cache(maxsize=256)
@@ -60,14 +64,16 @@ def run_chunked(a, b, c, counters, chunk, inner, outer, product=None, k0=0, ktot
     """Sequential (``chunk=None``) or chunked accumulation; ``product`` an optional Product;
     ``operands`` the operand formats, which lets a fast float32 kernel run where it is exact."""
     from .kernels_accumulate import chunked_kernel
-    a, b, c = check_operands(a, b, c)
+    _check_shapes(a, b, c)
     m, n = a.shape[0], b.shape[1]
     out = np.empty((m, n))
     rows, count = _rows(counters, m)
     pr, has_prod = _product_rounder(product)
-    if not (count or has_prod) and _fast(a, b, c, out, chunk, inner,
-                                                                  outer, operands):
-        return out
+    if not (count or has_prod):  # float32 operands go to the fast kernels as they are
+        c = None if c is None else np.ascontiguousarray(c, dtype=np.float64)
+        if _fast(a, b, c, out, chunk, inner, outer, operands):
+            return out
+    a, b, c = check_operands(a, b, c)
     outer_r = _seq_rounder(outer) if outer is not None else _seq_rounder(inner)
     chunked_kernel(a, b, c if c is not None else _EMPTY2, out, int(c is not None), pr, has_prod,
                    _seq_rounder(inner), outer_r, int(chunk or 0), int(k0),

@@ -64,6 +64,19 @@ def quantize(x, fmt: Format | str, rounding: Rounding | str = Rounding.NEAREST_E
     return result
 
 
+def quantize_float32(x: np.ndarray, fmt: Format, out: np.ndarray) -> bool:
+    """Internal: RNE of float64 ``x`` to ``fmt`` written as float32 into ``out`` (same shape,
+    C-contiguous) where the float32 kernels take it, and True; else False with nothing done.
+    GEMM operands use it to skip a float64 copy that the fast kernels would convert back."""
+    if not isinstance(fmt, FloatFormat) or x.dtype != np.float64:
+        return False
+    job = _Job(x, fmt, Rounding.NEAREST_EVEN, None, None, None, 0)
+    if not job.float32_path():
+        return False
+    job.run(values=out.reshape(-1))
+    return True
+
+
 def encode(x, fmt: Format | str, rounding: Rounding | str = Rounding.NEAREST_EVEN, *,
            seed: int | None = None, random_bits: int | None = None,
            overflow: Overflow | str | None = None, offset: int = 0):
@@ -162,15 +175,20 @@ class _Job:
         if self.x.dtype == np.float16:
             self.x = self.x.astype(np.float32)
 
+    def float32_path(self) -> bool:
+        """Whether float64 input takes the float32 kernels (``_float32_input``)."""
+        fmt = self.fmt
+        return (self.mode != Rounding.STOCHASTIC and isinstance(fmt, FloatFormat)
+                and _fast_f32(fmt) and fmt.mantissa_bits <= 21
+                and fmt.binary_exponent_range[1] <= 126)
+
     def _float32_input(self) -> tuple[np.ndarray, bool]:
         """The input as float32 where the float32 kernels give the float64 result: float64 input
         rounded to odd at 24 bits keeps what any deterministic rounding to at most 21 bits needs
         (and, below 2^127, where the value lies beyond the format's range). Returns the array
         and whether it is a private copy."""
-        fmt, x = self.fmt, self.x
-        if (x.dtype != np.float64 or self.mode == Rounding.STOCHASTIC
-                or not isinstance(fmt, FloatFormat) or not _fast_f32(fmt)
-                or fmt.mantissa_bits > 21 or fmt.binary_exponent_range[1] > 126):
+        x = self.x
+        if x.dtype != np.float64 or not self.float32_path():
             return x, False
         from .kernels_f32 import to_f32_odd
         x32 = scratch("quantize.float32", x.shape, np.float32)  # never leaves the call

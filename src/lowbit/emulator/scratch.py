@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -41,7 +42,7 @@ def scratch(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     """A C-contiguous array of ``shape`` and ``dtype`` (contents undefined) on this thread's
     buffer for ``tag``; valid until the next request for the same tag on this thread."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = math.prod(shape) * dtype.itemsize
     if size > LIMIT:
         return aligned_empty(shape, dtype)
     pool = getattr(_local, "pool", None)
@@ -56,7 +57,7 @@ def scratch(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
 def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     """``np.empty(shape, dtype)`` starting on an ``ALIGN``-byte boundary."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = math.prod(shape) * dtype.itemsize
     raw = np.empty(size + ALIGN, np.uint8)
     start = -raw.ctypes.data % ALIGN
     return raw[start:start + size].view(dtype).reshape(shape)
