@@ -17,6 +17,7 @@ import pytest
 from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
 from lowbit.emulator.kernels_gemm_api import _needs_twosum, accumulator_kind
+from lowbit.emulator.kernels_gemm_fast import X86
 from lowbit.emulator.kernels_gemm_micro import overflow_plan
 from lowbit.formats import FORMATS, Overflow
 
@@ -85,3 +86,28 @@ def test_chunked_inner_lazy():
     dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Chunked(
         chunk=16, inner=Sequential(format="e4m3fn"), outer=Sequential(format="binary32")))
     assert _same(gemm(a, b, dp), gemm(a, b, dp, counters=True)[0])
+
+
+BF16_SAT = dataclasses.replace(FORMATS["bf16"], name="bf16_sat", overflow=Overflow.SATURATE)
+
+
+@pytest.mark.parametrize("fmt", [FORMATS["bf16"], FORMATS["tf32"], BF16_SAT], ids=lambda f: f.name)
+def test_float32_range_accumulators(fmt):
+    """bf16 and tf32 accumulators (kind 5, round-to-odd sums on x86). fp16 products cannot
+    carry a sum past their largest value, but infinite operands and C entries can: NaN and
+    infinities in some lanes of a block (a saturating format turns an infinite sum into its
+    largest value), C at the largest value in others."""
+    dp = Datapath(a="fp16", b="fp16", accumulation=Sequential(format=fmt))
+    kind = accumulator_kind(dp.accumulation)[0]
+    assert kind == 5 and overflow_plan(kind, 1) == ("lazy" if X86 else "eager")
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((11, 40)) * 100, rng.standard_normal((40, 21)) * 100
+    top = float(fmt.max)
+    c = rng.standard_normal((11, 21))
+    c[::3, ::2] = top * np.sign(rng.standard_normal((4, 11)))
+    c[5, 3], c[6, 7], c[7, 8] = np.nan, np.inf, -np.inf
+    a[2, 5], a[9, 30], b[17, 4] = np.inf, -np.inf, np.inf
+    got = gemm(a, b, dp, C=c)
+    want, counters = gemm(a, b, dp, C=c, counters=True)
+    assert _same(got, want)
+    assert counters.overflows + counters.saturations > 0

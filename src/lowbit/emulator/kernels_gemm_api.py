@@ -143,6 +143,8 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     if kin[0] == 4:
         step_in = (4, twosum, _lean_flags(kin[1], top, inner_emax, c))
+    if kin[0] == 5:  # (RNE only) its mode field carries the shift, a constant in the kernel
+        step_in = (5, twosum, kin[1][0])
     step_out = (kout[0], 1 if kout[0] else 0, int(outer.rounding) if outer is not None else 0)
     # exact: the operands are float32 values (``_product_top``)
     a32, b32 = pad(a, b, *block_shape(step_in))

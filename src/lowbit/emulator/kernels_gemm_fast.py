@@ -25,7 +25,7 @@ from .llvm_round import _const, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
            "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
-           "restore_mode", "round_magic_unchecked", "F16C_IMM", "X86", "flags0", "midpoint_flags", "flags_any"]
+           "restore_mode", "round_unchecked", "odd_sum", "F16C_IMM", "X86", "flags0", "midpoint_flags", "flags_any"]
 
 _I32 = ir.IntType(32)
 #: The host is x86 (MXCSR, ``vcvtps2ph``): ``rz_mode`` and the directed kind-1 steps exist.
@@ -213,19 +213,37 @@ def _f16_explicit(builder, s, mode: int):
     return builder.fpext(builder.bitcast(h, ir.VectorType(ir.HalfType(), 8)), s.type)
 
 
-def round_magic_unchecked(builder, x, g):
-    """Kind 4's rounding without its overflow and NaN selects or its upper clamp: (the rounded
-    float32, the bits of its magnitude). Right wherever that magnitude stays at most the
-    format's largest value (``g[2]``); anything else (an overflow, an infinite or NaN input, a
-    magic constant past float32's range) comes out above it, so one unsigned maximum over the
-    magnitudes tells whether every step was right (``kernels_gemm_micro``'s lazy plan)."""
+def round_unchecked(builder, kind: int, x, g, sh: int | None = None):
+    """Kind 4's or 5's rounding without its overflow and NaN selects (and kind 4's upper
+    clamp): (the rounded float32, a magnitude's bits). Right wherever that magnitude stays at
+    most the format's largest value; anything else (an overflow, an infinite or NaN input, a
+    magic constant past float32's range) gives a magnitude above it, so one unsigned maximum
+    over the second result tells whether every step was right (``kernels_gemm_micro``'s lazy
+    plan). Kind 4 returns the result's magnitude bits (compare with ``g[2]``); kind 5 the
+    input's, doubled (compare with ``2 * g[2]``: a superset, as rounding is monotonic).
+    ``sh``: kind 5's shift (``23 - m``) as a constant, else ``g[0]``."""
     n = lanes(x)
-    sh, magic = (splat(builder, v, n) for v in (g[0], g[4]))
     ti, tf = _int_type(x), _float_type(x)
     b = builder.bitcast(x, ti)
-    a = builder.and_(b, _c(0x7FFFFFFF, x))
-    r = magic_round_abs(builder, a, sh, magic, None)
-    return builder.bitcast(builder.or_(r, builder.xor(b, a)), tf), r
+    if kind == 4:
+        a = builder.and_(b, _c(0x7FFFFFFF, x))
+        r = magic_round_abs(builder, a, splat(builder, g[0], n), splat(builder, g[4], n), None)
+        return builder.bitcast(builder.or_(r, builder.xor(b, a)), tf), r
+    if kind != 5:
+        raise ValueError(f"kind {kind} has no unchecked rounding")
+    # round_bits_ir's integer RNE on the signed pattern: no carry reaches the sign bit below
+    # NaN's patterns (which may wrap, and are caught by the input's magnitude)
+    shift = splat(builder, g[0], n) if sh is None else _c(sh, x)
+    unit = builder.shl(_c(1, x), shift)
+    lsb = builder.and_(builder.lshr(b, shift), _c(1, x))
+    r = builder.add(builder.add(b, builder.sub(builder.lshr(unit, _c(1, x)), _c(1, x))), lsb)
+    r = builder.and_(r, builder.not_(builder.sub(unit, _c(1, x))))
+    return builder.bitcast(r, tf), builder.shl(b, _c(1, x))
+
+
+def odd_sum(builder, acc, p):
+    """float32 ``acc + p`` rounded to odd by TwoSum (IR, float32 type)."""
+    return builder.bitcast(_odd_sum(builder, acc, p), acc.type)
 
 
 def step_ir(builder, kind: int, twosum: int, mode: int, acc, p, g):

@@ -55,7 +55,7 @@ from numba.extending import intrinsic
 
 from .kernels_gemm_fast import (RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any, make_step,
                                midpoint_flags, odd_sum_rz, restore_mode, round_ir,
-                               round_magic_unchecked, rz_mode, step_ir)
+                               odd_sum, round_unchecked, rz_mode)
 from .llvm_round import splat
 from .scratch import scratch
 
@@ -126,11 +126,13 @@ def block_shape(step: tuple[int, int, int]) -> tuple[int, int]:
 
 
 def overflow_plan(kind: int, twosum: int) -> str:
-    """``"lazy"`` where a block's k-loop skips the per-step overflow and NaN selects of kind 4
-    (``round_magic_unchecked``) and tracks the largest rounded magnitude instead: if it ever
+    """``"lazy"`` where a block's k-loop skips the per-step overflow and NaN selects of kinds 4
+    and 5 (``round_unchecked``) and tracks the largest rounded magnitude instead: if it ever
     passed the format's largest value, the block is run again with the full step from its
     starting accumulators (still in memory). ``"eager"`` otherwise."""
-    return "lazy" if kind == 4 and not twosum else "eager"
+    if kind == 4 and not twosum or kind == 5 and exactness_plan(kind, twosum) in ("rz", "plain"):
+        return "lazy"
+    return "eager"
 
 
 def exactness_plan(kind: int, twosum: int) -> str:
@@ -191,31 +193,31 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                         for r in range(RB)]
                 return [splat(builder, s, LANES) for s in scal], strips
 
-            def exact(k, accs, rows=range(RB)):
+            def sums(k, accs, rows):
+                """The float32 sums of one k-step for ``rows``: rounded to odd where the plan
+                asks (``round_ir`` then rounds them once)."""
                 bcast, strips = operands(k)
                 where = [(r, v) for r in rows for v in range(VB)]
                 if rz:  # (an FMA for the sum would keep every product live: spills)
-                    return builder.add(k, one), [round_ir(builder, kind, mode, odd_sum_rz(
-                        builder, x, builder.fmul(bcast[r], strips[v])), gv, rz)
-                        for x, (r, v) in zip(accs, where)]
+                    return [odd_sum_rz(builder, x, builder.fmul(bcast[r], strips[v]))
+                            for x, (r, v) in zip(accs, where)]
                 if twosum:  # TwoSum needs the product itself
-                    return builder.add(k, one), [
-                        step_ir(builder, kind, 1, mode, x, builder.fmul(bcast[r], strips[v]), gv)
-                        for x, (r, v) in zip(accs, where)]
+                    return [odd_sum(builder, x, builder.fmul(bcast[r], strips[v]))
+                            for x, (r, v) in zip(accs, where)]
                 fma = _fmuladd(builder.module)  # the product is exact: the same float32 sum
-                return builder.add(k, one), [
-                    round_ir(builder, kind, mode, builder.call(fma, [bcast[r], strips[v], x]), gv)
-                    for x, (r, v) in zip(accs, where)]
+                return [builder.call(fma, [bcast[r], strips[v], x])
+                        for x, (r, v) in zip(accs, where)]
+
+            def exact(k, accs, rows=range(RB)):
+                return builder.add(k, one), [round_ir(builder, kind, mode, s, gv, rz)
+                                             for s in sums(k, accs, rows)]
 
             def unchecked(k, state):
                 """One k-step without the overflow selects; ``state`` is the accumulators and
                 the largest magnitude's bits so far."""
-                bcast, strips = operands(k)
-                fma = _fmuladd(builder.module)
                 new, top = [], state[-1]
-                for x, (r, v) in zip(state[:-1], cells):
-                    y, mag = round_magic_unchecked(
-                        builder, builder.call(fma, [bcast[r], strips[v], x]), gv)
+                for s in sums(k, state[:-1], range(RB)):
+                    y, mag = round_unchecked(builder, kind, s, gv, mode if kind == 5 else None)
                     new.append(y)
                     top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
                 return builder.add(k, one), new + [top]
@@ -226,7 +228,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 ti = ir.VectorType(ir.IntType(32), LANES)
                 state = _loop(builder, "lazy.k", k_start, k_end,
                               list(init) + [ir.Constant(ti, [0] * LANES)], unchecked)
-                over = builder.icmp_unsigned(">", state[-1], splat(builder, gv[2], LANES))
+                top = gv[2] if kind == 4 else builder.shl(gv[2], ir.Constant(gv[2].type, 1))
+                over = builder.icmp_unsigned(">", state[-1], splat(builder, top, LANES))
                 wide = builder.bitcast(builder.sext(over, ti), ir.IntType(32 * LANES))
                 fast_end = builder.block
                 redo = builder.append_basic_block("lazy.redo")
