@@ -64,3 +64,20 @@ def test_no_negative_zero(monkeypatch):
     got = gemm(a, b, Datapath(a="int4", b="int4", accumulation=IntegerAccumulation()),
                C=np.array([[-0.0]]))
     assert got[0, 0] == 0 and not np.signbit(got[0, 0]) and taken == [True]
+
+
+def test_integer_peak_checks_and_bounds_in_one_pass():
+    """max |x|, or -1 as soon as one element is a fraction, NaN or infinite (any position,
+    across the kernel's chunks)."""
+    from lowbit.emulator.kernels_int import integer_peak
+    rng = np.random.default_rng(9)
+    x = rng.integers(-1000, 1000, 50_000).astype(np.float64)
+    assert integer_peak(x) == np.max(np.abs(x))
+    assert integer_peak(x.reshape(250, 200)) == np.max(np.abs(x))
+    assert integer_peak(np.zeros(0)) == 0.0
+    assert integer_peak(np.array([-0.0, -7.0])) == 7.0
+    for bad in (0.5, np.nan, np.inf, -np.inf, 2.0**60):
+        y = x.copy()
+        y[int(rng.integers(0, y.size))] = bad
+        want = -1.0 if not float(bad).is_integer() else max(abs(bad), np.max(np.abs(x)))
+        assert integer_peak(y) == want, bad

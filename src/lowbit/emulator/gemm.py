@@ -205,6 +205,8 @@ class _Job:
             return api.run_exact(a, b, c, cnt, acc, prod)
         if isinstance(acc, IntegerAccumulation):
             sa, sb = 2.0 ** dp.a.fraction_bits, 2.0 ** dp.b.fraction_bits
+            if sa == sb == 1.0:  # integer codes already: no scaled copies
+                return api.run_integer(a, b, c, cnt, acc)
             return api.run_integer(a * sa, b * sb, c, cnt, acc) / (sa * sb)
         if isinstance(acc, BinaryAccumulation):
             return api.run_binary(a, b, c, cnt, signs=self.raw_signs)
@@ -261,7 +263,12 @@ def _native_quantize(x: np.ndarray, fmt, name: str) -> np.ndarray | None:
         return q
     if isinstance(fmt, BinaryFormat):
         return np.where(x >= 0.0, 1.0, -1.0)
-    return np.clip(np.rint(x), fmt.qmin, fmt.qmax) + 0.0  # integers have no -0
+    q = scratch(f"gemm.{name}", x.shape, np.float64)
+    np.rint(x, out=q)
+    np.maximum(q, fmt.qmin, out=q)
+    np.minimum(q, fmt.qmax, out=q)
+    q += 0.0  # integers have no -0
+    return q
 
 
 def _broadcast_scale(s, shape, name: str, row: bool) -> np.ndarray:

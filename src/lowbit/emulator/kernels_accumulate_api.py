@@ -161,10 +161,13 @@ def run_exact(a, b, c, counters, rec, product=None):
     return out
 
 
-def _check_int(xi: np.ndarray, argument: str) -> None:
-    # x == trunc(x) fails for NaN and fractions; the size test catches infinities too
-    if xi.size and not (np.all(xi == np.trunc(xi)) and np.max(np.abs(xi)) < 2.0**62):
+def _check_int(xi: np.ndarray, argument: str) -> float:
+    """max |xi| of float64 ``xi``, after checking that it holds integer codes below 2^62."""
+    from .kernels_int import integer_peak
+    peak = integer_peak(np.ascontiguousarray(xi, dtype=np.float64))
+    if not 0.0 <= peak < 2.0**62:  # a fraction, NaN or infinity gives -1; 2^62 and up, too big
         raise ValueError(f"{argument}: integer accumulation takes integer codes below 2^62")
+    return peak
 
 
 def _as_int(x, argument):
@@ -179,10 +182,9 @@ def run_integer(a, b, c, counters, rec):
     m, n = a.shape[0], b.shape[1]
     out = np.empty((m, n))
     rows, count = _rows(counters, m)
-    for x, name in ((a, "a"), (b, "b"), (c, "c")):
-        if x is not None:
-            _check_int(x, name)
-    if not count and _integer_fast(a, b, c, out, rec):
+    peaks = [_check_int(x, name) if x is not None else 0.0
+             for x, name in ((a, "a"), (b, "b"), (c, "c"))]
+    if not count and _integer_fast(a, b, c, out, rec, peaks):
         return out
     ci = _as_int(c, "c") if c is not None else np.zeros((1, 1), np.int64)
     integer_kernel(_as_int(a, "a"), _as_int(b, "b"), ci, out, int(c is not None), int(rec.bits),
@@ -195,15 +197,14 @@ def run_integer(a, b, c, counters, rec):
 _F32_INTEGERS = 2.0 ** 24
 
 
-def _integer_fast(a, b, c, out, rec) -> bool:
+def _integer_fast(a, b, c, out, rec, peaks) -> bool:
     """Integer accumulation through the float32 GEMM kernel when ``max|c| + K * max|a| * max|b|``
     stays below ``2^24`` and within the accumulator: every partial sum is then an integer that
     float32 holds exactly, and no MAC can wrap or saturate, so the result is the integer one
-    (about ten times faster than the int64 kernel). Returns False (nothing done) otherwise."""
+    (about ten times faster than the int64 kernel). ``peaks``: max |a|, |b|, |c| (0 without c).
+    Returns False (nothing done) otherwise."""
     from .kernels_gemm_micro import block_shape, micro_kernel, pad
-    peak = [float(np.max(np.abs(x), initial=0.0)) for x in (a, b)]
-    cmax = float(np.max(np.abs(c), initial=0.0)) if c is not None else 0.0
-    bound = cmax + a.shape[1] * peak[0] * peak[1]
+    bound = peaks[2] + a.shape[1] * peaks[0] * peaks[1]
     if not (bound < _F32_INTEGERS and bound <= 2.0 ** (rec.bits - 1) - 1):
         return False
     step = (0, 0, 0)

@@ -107,3 +107,26 @@ def encode_binary(x, codes_out, stochastic, key, offset):
             bad += 1
         codes_out[i] = 1 if v > 0.0 else 0
     return bad
+
+
+@jit_parallel
+def integer_peak(x):
+    """max |x| over a float64 array (0 when empty), or -1.0 if any element is not an integer
+    (a fraction, NaN or infinity): the check and the bound of integer accumulation in one
+    pass."""
+    flat = x.reshape(-1)
+    n = flat.size
+    chunk = 1 << 14
+    nchunks = (n + chunk - 1) // chunk
+    peaks = np.zeros(max(nchunks, 1))
+    for c in prange(nchunks):
+        top = 0.0
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            v = flat[i]
+            if v != np.trunc(v) or v != v:  # fractions, NaN and (via trunc) nothing else
+                top = np.inf
+            elif abs(v) > top:
+                top = abs(v)
+        peaks[c] = top
+    top = peaks.max()
+    return -1.0 if top == np.inf else top
