@@ -111,3 +111,16 @@ def test_float32_range_accumulators(fmt):
     want, counters = gemm(a, b, dp, C=c, counters=True)
     assert _same(got, want)
     assert counters.overflows + counters.saturations > 0
+
+
+def test_bf16_without_round_to_odd():
+    """e4m3fn products are short enough that bf16 steps need no round-to-odd fix (the plain
+    plan, lazy too): infinite and NaN C entries in some lanes, and a saturating variant."""
+    for fmt in (FORMATS["bf16"], BF16_SAT):
+        dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Sequential(format=fmt))
+        assert not _needs_twosum((dp.a, dp.b), fmt) and overflow_plan(5, 0) == "lazy"
+        rng = np.random.default_rng(4)
+        a, b = rng.standard_normal((9, 33)) * 50, rng.standard_normal((33, 19)) * 50
+        c = rng.standard_normal((9, 19))
+        c[1, 2], c[4, 9], c[8, 18] = np.nan, np.inf, -np.inf
+        assert _same(gemm(a, b, dp, C=c), gemm(a, b, dp, C=c, counters=True)[0])

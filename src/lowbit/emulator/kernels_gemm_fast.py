@@ -25,7 +25,8 @@ from .llvm_round import _const, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
            "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
-           "restore_mode", "round_unchecked", "odd_sum", "F16C_IMM", "X86", "flags0", "midpoint_flags", "flags_any"]
+           "restore_mode", "round_unchecked", "odd_sum", "F16C_IMM", "X86", "flags0",
+           "midpoint_flags", "flags_any"]
 
 _I32 = ir.IntType(32)
 #: The host is x86 (MXCSR, ``vcvtps2ph``): ``rz_mode`` and the directed kind-1 steps exist.

@@ -54,8 +54,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .kernels_gemm_fast import (RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any, make_step,
-                               midpoint_flags, odd_sum_rz, restore_mode, round_ir,
-                               odd_sum, round_unchecked, rz_mode)
+                               midpoint_flags, odd_sum, odd_sum_rz, restore_mode, round_ir,
+                               round_unchecked, rz_mode)
 from .llvm_round import splat
 from .scratch import scratch
 
@@ -154,10 +154,12 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
     registers. ``acc`` float32 [RB, WIDTH], ``a`` float32 [M, K], ``b`` float32 [K, N], all
     C-contiguous; ``g`` the step's nine int64 parameters.
 
-    A round-to-nearest-even step that needs the round-to-odd fix runs speculatively (``SPEC``
-    k-steps at a time: ``kernels_gemm_fast.midpoint_flags``), and each row of a span is redone
-    exactly from its saved accumulators when any of its float32 sums may have misled the
-    rounding."""
+    A step that needs the round-to-odd fix gets it as ``exactness_plan`` says: toward zero
+    (the whole block runs with MXCSR set so, restored before the stores), speculatively
+    (``SPEC`` k-steps at a time: ``kernels_gemm_fast.midpoint_flags``; each row of a span is
+    redone exactly from its saved accumulators when any of its float32 sums may have misled the
+    rounding), or by TwoSum. ``overflow_plan`` says whether the overflow checks run lazily.
+    Kind 5 inner steps carry their shift in ``mode`` (0: read it from ``g``)."""
     plan = exactness_plan(kind, twosum)
     rz, speculate = plan == "rz", plan == "speculate"
     lazy = overflow_plan(kind, twosum) == "lazy"
@@ -217,7 +219,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 the largest magnitude's bits so far."""
                 new, top = [], state[-1]
                 for s in sums(k, state[:-1], range(RB)):
-                    y, mag = round_unchecked(builder, kind, s, gv, mode if kind == 5 else None)
+                    y, mag = round_unchecked(builder, kind, s, gv,
+                                             (mode or None) if kind == 5 else None)
                     new.append(y)
                     top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
                 return builder.add(k, one), new + [top]
