@@ -228,3 +228,19 @@ def test_round_trip_custom(fmt):
     codes = np.arange(fmt.code_count)
     values = lowbit.decode(codes, fmt)
     assert mismatches(lowbit.decode(lowbit.encode(values, fmt), fmt), values).size == 0
+
+
+@pytest.mark.parametrize("kw", [dict(exponent_bits=1, mantissa_bits=0, bias=0),
+                                dict(exponent_bits=3, mantissa_bits=2, bias=3),
+                                dict(exponent_bits=2, mantissa_bits=1, bias=1, radix=4)])
+def test_negative_zero_in_unsigned_format_without_zero(kw):
+    """-0.0 has no sign to keep in an unsigned format: like +0.0 it becomes the smallest value
+    (found by hypothesis: it came out as minus that value, which the format does not have)."""
+    fmt = FloatFormat(name="u_nz", specials=lowbit.Specials.NONE, subnormals=False, signed=False,
+                      zero=False, overflow=Overflow.SATURATE, **kw)
+    x = np.array([-0.0, 0.0, -1e-30])
+    smallest = float(fmt.values()[0])
+    for arr in (x, x.astype(np.float32)):
+        q = lowbit.quantize(arr, fmt)
+        assert np.array_equal(q, [smallest] * 3) and not np.signbit(q).any()
+    assert np.array_equal(lowbit.decode(lowbit.encode(x, fmt), fmt), [smallest] * 3)

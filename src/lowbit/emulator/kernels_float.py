@@ -99,7 +99,9 @@ def quantize_one(x, p, maxval, minval, mode, rnd, nbits):
         else:
             mag = np.inf
     elif ebits == 0 and frac == U0 and p.zero == 0:
-        return np.nan if p.has_nan == 1 else np.copysign(minval, x)  # zero has no code
+        if p.has_nan == 1:
+            return np.nan  # zero has no code
+        return np.copysign(minval, x) if p.signed == 1 else minval  # (-0 too: no sign)
     elif ex < p.emin and p.zero == 0:
         mag = minval  # no zero: the smallest value is the only neighbour below it
     if mag == 0.0:
