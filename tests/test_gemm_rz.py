@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-import lowbit
 from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
 from lowbit.emulator.kernels_gemm_fast import X86, odd_sum_rz, restore_mode, rz_mode
@@ -170,4 +169,3 @@ def test_rounding_mode_restored():
     _add_all(x, y, out)
     assert np.all(out == np.float32(1.0 + 2.0**-23))
     assert x[0] + y[0] == np.float32(1.0 + 2.0**-23)
-    assert float(lowbit.quantize(np.float32(1.0) + y[:1], "binary32")[0]) == 1.0 + 2.0**-23

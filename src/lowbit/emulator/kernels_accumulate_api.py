@@ -170,10 +170,9 @@ def _check_int(xi: np.ndarray, argument: str) -> float:
     return peak
 
 
-def _as_int(x, argument):
-    xi = np.asarray(x, dtype=np.float64)
-    _check_int(xi, argument)
-    return np.ascontiguousarray(xi.astype(np.int64))
+def _as_int(x) -> np.ndarray:
+    """int64 copy of float64 ``x`` that ``_check_int`` accepted."""
+    return np.ascontiguousarray(x.astype(np.int64))
 
 
 def run_integer(a, b, c, counters, rec):
@@ -186,8 +185,8 @@ def run_integer(a, b, c, counters, rec):
              for x, name in ((a, "a"), (b, "b"), (c, "c"))]
     if not count and _integer_fast(a, b, c, out, rec, peaks):
         return out
-    ci = _as_int(c, "c") if c is not None else np.zeros((1, 1), np.int64)
-    integer_kernel(_as_int(a, "a"), _as_int(b, "b"), ci, out, int(c is not None), int(rec.bits),
+    ci = _as_int(c) if c is not None else np.zeros((1, 1), np.int64)
+    integer_kernel(_as_int(a), _as_int(b), ci, out, int(c is not None), int(rec.bits),
                    int(rec.overflow), rows, count)
     _flush(counters, rows)
     return out

@@ -25,7 +25,7 @@ from .llvm_round import _const, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
            "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
-           "restore_mode", "round_unchecked", "odd_sum", "F16C_IMM", "X86", "flags0",
+           "restore_mode", "round_unchecked", "odd_sum", "intrinsic_fn", "F16C_IMM", "X86", "flags0",
            "midpoint_flags", "flags_any"]
 
 _I32 = ir.IntType(32)
@@ -174,7 +174,8 @@ def odd_sum_rz(builder, acc, p):
 RZ_KINDS = (1, 3, 5, 6)
 
 
-def _intrinsic_fn(module: ir.Module, name: str, ret: ir.Type, args: list) -> ir.Function:
+def intrinsic_fn(module: ir.Module, name: str, ret: ir.Type, args: list) -> ir.Function:
+    """The declaration of LLVM intrinsic ``name`` in ``module`` (added on first use)."""
     fn = module.globals.get(name)
     return fn if fn is not None else ir.Function(module, ir.FunctionType(ret, args), name)
 
@@ -185,8 +186,8 @@ def rz_mode(builder):
     from numba.core import cgutils
     i8p = ir.IntType(8).as_pointer()
     saved, mode = cgutils.alloca_once(builder, _I32), cgutils.alloca_once(builder, _I32)
-    st = _intrinsic_fn(builder.module, "llvm.x86.sse.stmxcsr", ir.VoidType(), [i8p])
-    ld = _intrinsic_fn(builder.module, "llvm.x86.sse.ldmxcsr", ir.VoidType(), [i8p])
+    st = intrinsic_fn(builder.module, "llvm.x86.sse.stmxcsr", ir.VoidType(), [i8p])
+    ld = intrinsic_fn(builder.module, "llvm.x86.sse.ldmxcsr", ir.VoidType(), [i8p])
     builder.call(st, [builder.bitcast(saved, i8p)])
     builder.store(builder.or_(builder.load(saved), _c(0x6000)), mode)
     builder.call(ld, [builder.bitcast(mode, i8p)])
@@ -195,7 +196,7 @@ def rz_mode(builder):
 
 def restore_mode(builder, saved) -> None:
     i8p = ir.IntType(8).as_pointer()
-    ld = _intrinsic_fn(builder.module, "llvm.x86.sse.ldmxcsr", ir.VoidType(), [i8p])
+    ld = intrinsic_fn(builder.module, "llvm.x86.sse.ldmxcsr", ir.VoidType(), [i8p])
     builder.call(ld, [builder.bitcast(saved, i8p)])
 
 
@@ -209,7 +210,7 @@ def _f16_explicit(builder, s, mode: int):
     rounding mode (``vcvtps2ph`` with an explicit rounding immediate; LLVM's ``fptrunc`` follows
     MXCSR). Vectors of 8 lanes (the kernels' blocks)."""
     i16x8 = ir.VectorType(ir.IntType(16), 8)
-    fn = _intrinsic_fn(builder.module, "llvm.x86.vcvtps2ph.256", i16x8, [s.type, _I32])
+    fn = intrinsic_fn(builder.module, "llvm.x86.vcvtps2ph.256", i16x8, [s.type, _I32])
     h = builder.call(fn, [s, _c(F16C_IMM[mode])])
     return builder.fpext(builder.bitcast(h, ir.VectorType(ir.HalfType(), 8)), s.type)
 
@@ -353,5 +354,3 @@ def flags_any(builder, flags, g, kind: int):
     hit = builder.or_(flags[0], builder.sext(tiny, ti))
     wide = builder.bitcast(hit, ir.IntType(32 * n))
     return builder.icmp_unsigned("!=", wide, ir.Constant(ir.IntType(32 * n), 0))
-
-

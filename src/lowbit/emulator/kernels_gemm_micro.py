@@ -54,8 +54,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .kernels_gemm_fast import (RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any, make_step,
-                               midpoint_flags, odd_sum, odd_sum_rz, restore_mode, round_ir,
-                               round_unchecked, rz_mode)
+                               intrinsic_fn, midpoint_flags, odd_sum, odd_sum_rz, restore_mode,
+                               round_ir, round_unchecked, rz_mode)
 from .llvm_round import splat
 from .scratch import scratch
 
@@ -86,9 +86,7 @@ def _vec_ptr(builder, data, offset):
 def _fmuladd(module: ir.Module) -> ir.Function:
     """``llvm.fmuladd`` on float32 vectors: one FMA instruction where the host has one, else a
     multiply and an add (identical results here: every product is exact in float32)."""
-    name = f"llvm.fmuladd.v{LANES}f32"
-    fn = module.globals.get(name)
-    return fn if fn is not None else ir.Function(module, ir.FunctionType(_VEC, [_VEC] * 3), name)
+    return intrinsic_fn(module, f"llvm.fmuladd.v{LANES}f32", _VEC, [_VEC] * 3)
 
 
 def _loop(builder, name: str, k_start, k_end, carried, body):

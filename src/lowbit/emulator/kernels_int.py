@@ -123,7 +123,7 @@ def integer_peak(x):
         top = 0.0
         for i in range(c * chunk, min(n, (c + 1) * chunk)):
             v = flat[i]
-            if v != np.trunc(v) or v != v:  # fractions, NaN and (via trunc) nothing else
+            if v != np.trunc(v) or v != v:  # a fraction or NaN (an infinity gives top = inf)
                 top = np.inf
             elif abs(v) > top:
                 top = abs(v)
