@@ -71,7 +71,7 @@ def run_chunked(a, b, c, counters, chunk, inner, outer, product=None, k0=0, ktot
     pr, has_prod = _product_rounder(product)
     if not (count or has_prod):  # float32 operands go to the fast kernels as they are
         c = None if c is None else np.ascontiguousarray(c, dtype=np.float64)
-        if _fast(a, b, c, out, chunk, inner, outer, operands):
+        if _fast(a, b, c, out, chunk, inner, outer, operands, k0, ktot):
             return out
     a, b, c = check_operands(a, b, c)
     outer_r = _seq_rounder(outer) if outer is not None else _seq_rounder(inner)
@@ -89,9 +89,9 @@ def _product_rounder(product):
     return rounder(product.format, product.rounding), 1
 
 
-def _fast(a, b, c, out, chunk, inner, outer, operands) -> bool:
+def _fast(a, b, c, out, chunk, inner, outer, operands, k0, ktot) -> bool:
     from .kernels_gemm_api import fast_run
-    return fast_run(a, b, c, out, chunk, inner, outer, operands)
+    return fast_run(a, b, c, out, chunk, inner, outer, operands, k0, ktot)
 
 
 def run_promoted(a, b, c, counters, rec, product=None, operands=None):
@@ -202,7 +202,7 @@ def _integer_fast(a, b, c, out, rec, peaks) -> bool:
     float32 holds exactly, and no MAC can wrap or saturate, so the result is the integer one
     (about ten times faster than the int64 kernel). ``peaks``: max |a|, |b|, |c| (0 without c).
     Returns False (nothing done) otherwise."""
-    from .kernels_gemm_micro import block_shape, micro_kernel, pad
+    from .kernels_gemm_micro import NO_SR, block_shape, micro_kernel, pad, work_items
     bound = peaks[2] + a.shape[1] * peaks[0] * peaks[1]
     if not (bound < _F32_INTEGERS and bound <= 2.0 ** (rec.bits - 1) - 1):
         return False
@@ -210,7 +210,7 @@ def _integer_fast(a, b, c, out, rec, peaks) -> bool:
     a32, b32 = pad(a, b, *block_shape(step))
     zero = (0,) * 9
     micro_kernel(step, step)(a32, b32, c if c is not None else _EMPTY2, out, int(c is not None),
-                             zero, zero, 0)
+                             zero, zero, 0, NO_SR, np.zeros(work_items(a32, b32, step), np.uint32))
     np.add(out, 0.0, out=out)  # integers have no -0
     return True
 

@@ -48,6 +48,8 @@ def accumulator_kind(seq, inner: bool = False) -> tuple[int, tuple[int, ...]] | 
     f16 = ieee and (m, emin, emax) == (10, -14, 15)
     if f16 and inner and int(seq.rounding) in F16C_IMM and X86:
         return 1, (0,) * 9
+    if seq.rounding == Rounding.STOCHASTIC:
+        return _stochastic(seq, fmt, m, emin, emax) if inner else None
     if seq.rounding != Rounding.NEAREST_EVEN:
         return _kind3(seq, fmt, m, emin, emax)
     if ieee and (m, emin, emax) == (23, -126, 127):
@@ -83,14 +85,30 @@ def _kind3(seq, fmt, m, emin, emax):
     sum of two accumulator values or products finite in float32."""
     if seq.rounding not in _KIND3_MODES:
         return None
-    spare = 2 if seq.rounding == Rounding.NEAREST_AWAY else 1
-    ok = (m + spare <= 23 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
-          and emin >= -126 and emax <= 125
-          and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
-    if not ok:
+    if not _fits_directed(fmt, m, emin, emax, 2 if seq.rounding == Rounding.NEAREST_AWAY else 1):
         return None
     kind = 6 if magic_rne_ok(m, emax, True) else 3
     return kind, tuple(int(v) for v in _f32_params(fmt, seq.rounding))
+
+
+def _fits_directed(fmt, m: int, emin: int, emax: int, spare: int) -> bool:
+    """The format conditions of ``_kind3`` (and of stochastic steps)."""
+    return (m + spare <= 23 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
+            and emin >= -126 and emax <= 125
+            and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
+
+
+def _stochastic(seq, fmt, m, emin, emax):
+    """Kind 7 (``kernels_gemm_sr``) on x86 for ``_kind3``'s formats, where ambiguous lanes
+    resolve exactly in float64 (``exact_resolution_ok``); its parameters are ``_f32_params``
+    followed by (random bits, stream key)."""
+    from .kernels_gemm_sr import SR_KIND, exact_resolution_ok
+    from .rng import seed_key
+    nbits = 62 if seq.random_bits is None else int(seq.random_bits)
+    if not (X86 and _fits_directed(fmt, m, emin, emax, 1) and exact_resolution_ok(m, nbits)):
+        return None
+    params = tuple(int(v) for v in _f32_params(fmt, Rounding.STOCHASTIC))
+    return SR_KIND, params + (nbits, int(seed_key(int(seq.seed))))
 
 
 def _product_top(operands) -> int | None:
@@ -125,8 +143,11 @@ def _lean_flags(params, top: int, emax: int, c) -> int:
     return flags | (LEAN_NO_NAN if params[3] == _F32_NAN else 0)
 
 
-def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
-    """Run the fast kernel into ``out`` and return True, or return False (nothing done)."""
+def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
+             ktot: int | None = None) -> bool:
+    """Run the fast kernel into ``out`` and return True, or return False (then ``out`` holds
+    nothing of use). ``k0``, ``ktot``: the global k of a's first column and K (stochastic
+    rounding's stream indices)."""
     top = _product_top(operands)
     if top is None:
         return False
@@ -135,20 +156,25 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands) -> bool:
     if kin is None or kout is None:
         return False
     inner_emax = inner.format.binary_exponent_range[1]
-    if (kin[0] in (3, 6) and top > 125) or (kout[0] in (3, 6) and inner_emax > 125):
+    if (kin[0] in (3, 6, 7) and top > 125) or (kout[0] in (3, 6) and inner_emax > 125):
         return False  # a float32 sum could overflow: the generic kernel
-    from .kernels_gemm_micro import block_shape, micro_kernel, pad
+    from .kernels_gemm_micro import NO_SR, block_shape, micro_kernel, pad, work_items
     directed = inner.rounding != Rounding.NEAREST_EVEN
     twosum = int(kin[0] in (3, 6) or directed or _needs_twosum(operands, inner.format))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
+    g_in, sr = kin[1], NO_SR
     if kin[0] == 4:
         step_in = (4, twosum, _lean_flags(kin[1], top, inner_emax, c))
     if kin[0] == 5:  # (RNE only) its mode field carries the shift, a constant in the kernel
         step_in = (5, twosum, kin[1][0])
+    if kin[0] == 7:  # (mantissa bits, random bits) in the step; the key goes with the indices
+        step_in, g_in = (7, inner.format.mantissa_bits, kin[1][9]), kin[1][:9]
+        sr = (kin[1][10], int(k0), int(ktot if ktot is not None else a.shape[1]))
     step_out = (kout[0], 1 if kout[0] else 0, int(outer.rounding) if outer is not None else 0)
     # exact: the operands are float32 values (``_product_top``)
     a32, b32 = pad(a, b, *block_shape(step_in))
     cc = c if c is not None else np.zeros((1, 1))
-    micro_kernel(step_in, step_out)(a32, b32, cc, out, int(c is not None), kin[1], kout[1],
-                                    int(chunk or 0))
-    return True
+    fails = np.zeros(work_items(a32, b32, step_in), np.uint32)
+    micro_kernel(step_in, step_out)(a32, b32, cc, out, int(c is not None), g_in, kout[1],
+                                    int(chunk or 0), sr, fails)
+    return not fails.any()

@@ -13,7 +13,11 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
   (bf16, tf32), whose subnormals are float32's bit patterns cut short;
 * kind 3: any fast-path format and deterministic mode ``mode`` by ``llvm_round._emit``;
 * kind 6: the same modes by magic constants (``llvm_round._emit_directed_magic``) where they
-  stay finite float32 values, as for kind 4.
+  stay finite float32 values, as for kind 4;
+* kind 7: stochastic rounding with ``mode`` random bits to a format of ``twosum`` mantissa
+  bits (both fix shifts in the IR; ``kernels_gemm_sr``; x86 only): the block runs toward zero
+  and rounds the truncated sum, its random bits drawn per lane from the Weyl sums the kernel
+  writes for each block call.
 
 ``twosum=1`` rounds the float32 sum to odd first (needed unless the float32 sum provably cannot
 mislead the following rounding: ``kernels_gemm_api``). ``exactness_plan`` picks how:
@@ -57,6 +61,9 @@ from .kernels_gemm_fast import (RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any, ma
                                intrinsic_fn, midpoint_flags, odd_sum, odd_sum_rz, restore_mode,
                                round_ir, round_unchecked, rz_mode)
 from .llvm_round import splat
+from .rng import WEYL
+from . import kernels_gemm_sr as sr
+from .kernels_gemm_sr import SR_KIND, weyl_start, wrap_steps
 from .scratch import scratch
 
 __all__ = ["micro_kernel", "block_shape", "exactness_plan", "overflow_plan", "pad", "LANES"]
@@ -67,6 +74,7 @@ LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts s
 #: instructions take 4 x 3; heavier ones 5 x 2, whose fewer live vectors leave registers for the
 #: rounding's constants (measured: e4m3fn accumulators 8.7-9.2 against 5.7-6.1 GMAC/s).
 LIGHT_SHAPE, HEAVY_SHAPE = (4, 3), (5, 2)
+SR_SHAPE = (2, 2)
 SPEC = 4          # k-steps per speculative span (see ``_make_block``)
 
 _I64 = ir.IntType(64)
@@ -119,7 +127,10 @@ def block_shape(step: tuple[int, int, int]) -> tuple[int, int]:
     """(rows, columns) of the register block of inner step ``step``: the columns a multiple of
     ``LANES``."""
     kind, twosum, _ = step
-    rb, vb = LIGHT_SHAPE if kind == 0 or (kind == 1 and not twosum) else HEAVY_SHAPE
+    if kind == SR_KIND:
+        rb, vb = SR_SHAPE
+    else:
+        rb, vb = LIGHT_SHAPE if kind == 0 or (kind == 1 and not twosum) else HEAVY_SHAPE
     return rb, vb * LANES
 
 
@@ -137,8 +148,11 @@ def exactness_plan(kind: int, twosum: int) -> str:
     """How a block makes each step round the exact sum rather than the float32 one: ``"plain"``
     (the float32 sum cannot mislead: no fix), ``"rz"`` (the block runs with the host rounding
     toward zero and ``odd_sum_rz`` rounds each sum to odd: x86 hosts, kinds whose rounding does
-    not depend on the host's mode), ``"speculate"`` (the other round-to-nearest-even kinds) or
-    ``"twosum"`` (round to odd by TwoSum at every step)."""
+    not depend on the host's mode), ``"speculate"`` (the other round-to-nearest-even kinds),
+    ``"twosum"`` (round to odd by TwoSum at every step) or ``"truncate"`` (stochastic rounding:
+    toward zero, the truncated sum itself; ``kernels_gemm_sr``)."""
+    if kind == SR_KIND:
+        return "truncate"
     if not twosum:
         return "plain"
     if kind in RZ_KINDS and X86:  # (kind 1 in a directed mode only exists on x86)
@@ -147,10 +161,11 @@ def exactness_plan(kind: int, twosum: int) -> str:
 
 
 def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N803
-    """``block(acc, a, b, i0, j0, k0, k1, g)``: for k in [k0, k1) and r < RB,
+    """``block(acc, a, b, i0, j0, k0, k1, g, weyl)``: for k in [k0, k1) and r < RB,
     ``acc[r, :] = step(acc[r, :], a[i0 + r, k] * b[k, j0:j0 + WIDTH])`` with the accumulators in
     registers. ``acc`` float32 [RB, WIDTH], ``a`` float32 [M, K], ``b`` float32 [K, N], all
-    C-contiguous; ``g`` the step's nine int64 parameters.
+    C-contiguous; ``g`` the step's nine int64 parameters; ``weyl`` uint32 [RB * WIDTH + 1]: a
+    stochastic step's Weyl sums at k0 per lane, and its fail flag last (other kinds ignore it).
 
     A step that needs the round-to-odd fix gets it as ``exactness_plan`` says: toward zero
     (the whole block runs with MXCSR set so, restored before the stores), speculatively
@@ -159,20 +174,22 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
     rounding), or by TwoSum. ``overflow_plan`` says whether the overflow checks run lazily.
     Kind 5 inner steps carry their shift in ``mode`` (0: read it from ``g``)."""
     plan = exactness_plan(kind, twosum)
-    rz, speculate = plan == "rz", plan == "speculate"
+    rz, speculate, truncate = plan == "rz", plan == "speculate", plan == "truncate"
     lazy = overflow_plan(kind, twosum) == "lazy"
 
     @intrinsic
-    def block(typingctx, acc, a, b, i0, j0, k0, k1, g):
+    def block(typingctx, acc, a, b, i0, j0, k0, k1, g, weyl):
         f2 = types.Array(types.float32, 2, "C")
-        if (acc, a, b) != (f2, f2, f2) or not isinstance(g, types.UniTuple):
+        u1 = types.Array(types.uint32, 1, "C")
+        if (acc, a, b, weyl) != (f2, f2, f2, u1) or not isinstance(g, types.UniTuple):
             return None
-        sig = types.void(acc, a, b, i0, j0, k0, k1, g)
+        sig = types.void(acc, a, b, i0, j0, k0, k1, g, weyl)
 
         def codegen(context, builder, signature, args):
-            acc_v, a_v, b_v, i0_v, j0_v, k0_v, k1_v, g_v = args
+            acc_v, a_v, b_v, i0_v, j0_v, k0_v, k1_v, g_v, weyl_v = args
             arrays = [context.make_array(f2)(context, builder, v) for v in (acc_v, a_v, b_v)]
             acc_d, a_d, b_d = (x.data for x in arrays)
+            weyl_d = context.make_array(u1)(context, builder, weyl_v).data
             lda = cgutils.unpack_tuple(builder, arrays[1].shape, 2)[1]
             ldb = cgutils.unpack_tuple(builder, arrays[2].shape, 2)[1]
             i0_, j0_, k0_, k1_ = (context.cast(builder, v, t, types.int64) for v, t in
@@ -209,8 +226,32 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                         for x, (r, v) in zip(accs, where)]
 
             def exact(k, accs, rows=range(RB)):
+                if truncate:
+                    return builder.add(k, one), stochastic(k, accs)
                 return builder.add(k, one), [round_ir(builder, kind, mode, s, gv, rz)
                                              for s in sums(k, accs, rows)]
+
+            def stochastic(k, accs):
+                """One k-step of kind 7 (``kernels_gemm_sr``): truncated sums rounded with
+                each lane's random bits (its Weyl sum at k0 plus ``WEYL`` per step)."""
+                bcast, strips = operands(k)
+                i32 = ir.IntType(32)
+                step = builder.mul(builder.trunc(builder.sub(k, k0_), i32),
+                                   ir.Constant(i32, WEYL))
+                step = splat(builder, step, LANES)
+                fail = builder.gep(builder.bitcast(weyl_d, i32.as_pointer()),
+                                   [ir.Constant(_I64, RB * WIDTH)])
+                gr = sr.grid(builder, gv, mode, LANES, twosum)
+                cells_ = []
+                for x, (r, v), o in zip(accs, cells, offsets):
+                    p = builder.fmul(bcast[r], strips[v])
+                    w0 = builder.load(builder.bitcast(builder.gep(weyl_d, [o]),
+                                                      ir.VectorType(i32, LANES).as_pointer()),
+                                      align=4)
+                    cells_.append(sr.decide(builder, builder.fadd(x, p), x, p,
+                                            builder.add(w0, step), gr))
+                ts = sr.resolve_all(builder, cells_, gr, fail)
+                return [sr.finish(builder, ln, t, gr, gv) for ln, t in zip(cells_, ts)]
 
             def unchecked(k, state):
                 """One k-step without the overflow selects; ``state`` is the accumulators and
@@ -297,7 +338,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
 
             if speculate:
                 saved = [cgutils.alloca_once(builder, _VEC) for _ in cells]
-            if rz:
+            if rz or truncate:
                 host_mode = rz_mode(builder)
             entry = builder.block
             work = builder.append_basic_block("block.work")
@@ -317,7 +358,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 out.add_incoming(x0, entry)
                 out.add_incoming(x1, last)
                 outs.append(out)
-            if rz:
+            if rz or truncate:
                 restore_mode(builder, host_mode)
             for out, o in zip(outs, offsets):
                 builder.store(out, _vec_ptr(builder, acc_d, o), align=4)
@@ -328,11 +369,32 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
     return block
 
 
-def _make_kernel(block, step_out, RB: int, WIDTH: int):  # noqa: N803
+def _make_kernel(block, step_out, RB: int, WIDTH: int, stochastic: bool):  # noqa: N803
+    @numba.njit(inline="always")
+    def run_block(acc, a, b, i0, j0, k0, k1, g, weyl, sr, n):
+        """``block`` over [k0, k1); a stochastic step first writes each lane's Weyl sum at the
+        call's first k, and splits the range where a lane's stream index would wrap its low
+        word (``kernels_gemm_sr``). ``sr``: (key, global k of a's column 0, K)."""
+        if not stochastic:
+            block(acc, a, b, i0, j0, k0, k1, g, weyl)
+            return
+        k = k0
+        while k < k1:
+            steps = k1 - k
+            for r in range(RB):
+                for t in range(WIDTH):
+                    index = ((i0 + r) * n + j0 + t) * sr[2] + sr[1] + k
+                    weyl[r * WIDTH + t] = weyl_start(sr[0], index)
+                    steps = min(steps, wrap_steps(index))
+            block(acc, a, b, i0, j0, k, k + steps, g, weyl)
+            k += steps
+
     @_jit_closure
-    def kernel(a, b, c, out, has_c, g_in, g_out, chunk):
+    def kernel(a, b, c, out, has_c, g_in, g_out, chunk, sr, fails):
         """a float32 [Mp, K] (Mp a multiple of RB), b float32 [K, Np] (Np a multiple of WIDTH),
-        c float64 [M, N] (if has_c); out float64 [M, N]."""
+        c float64 [M, N] (if has_c); out float64 [M, N]; ``sr`` the stochastic step's (key,
+        global k of a's column 0, K); ``fails[w]`` set where work item ``w`` could not decide
+        a stochastic step exactly (its results are then not to be used)."""
         m, n = out.shape
         kk = a.shape[1]
         nrb = a.shape[0] // RB
@@ -343,21 +405,23 @@ def _make_kernel(block, step_out, RB: int, WIDTH: int):  # noqa: N803
             j0 = (wi // nrb) * WIDTH
             rr = min(RB, m - i0)
             w = min(WIDTH, n - j0)
+            weyl = np.zeros(RB * WIDTH + 1, np.uint32)
             acc = np.zeros((RB, WIDTH), np.float32)
             if has_c == 1:
                 for r in range(rr):
                     for t in range(w):
                         acc[r, t] = np.float32(c[i0 + r, j0 + t])
             if chunk <= 0:
-                block(acc, a, b, i0, j0, 0, kk, g_in)
+                run_block(acc, a, b, i0, j0, 0, kk, g_in, weyl, sr, n)
             else:
                 part = np.zeros((RB, WIDTH), np.float32)
                 for k0 in range(0, kk, step):
-                    block(part, a, b, i0, j0, k0, min(kk, k0 + step), g_in)
+                    run_block(part, a, b, i0, j0, k0, min(kk, k0 + step), g_in, weyl, sr, n)
                     for r in range(RB):
                         for t in range(WIDTH):
                             acc[r, t] = step_out(acc[r, t], part[r, t], g_out)
                             part[r, t] = np.float32(0.0)
+            fails[wi] = weyl[RB * WIDTH]
             for r in range(rr):
                 for t in range(w):
                     out[i0 + r, j0 + t] = np.float64(acc[r, t])
@@ -371,7 +435,17 @@ def micro_kernel(step_in: tuple[int, int, int], step_out: tuple[int, int, int]):
     (see the module docstring); operands padded by ``pad``."""
     rb, width = block_shape(step_in)
     return _make_kernel(_make_block(*step_in, rb, width // LANES), make_step(*step_out), rb,
-                        width)
+                        width, step_in[0] == SR_KIND)
+
+
+#: ``sr`` argument of kernels without a stochastic step.
+NO_SR = (0, 0, 0)
+
+
+def work_items(a32: np.ndarray, b32: np.ndarray, step_in) -> int:
+    """The number of register blocks (the kernel's ``fails`` length) for padded operands."""
+    rb, width = block_shape(step_in)
+    return (a32.shape[0] // rb) * (b32.shape[1] // width)
 
 
 def pad(a: np.ndarray, b: np.ndarray, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:

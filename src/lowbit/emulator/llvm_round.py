@@ -16,7 +16,7 @@ from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, TO_ODD,
 from .rng import MUL1, MUL2, WEYL, WEYL_HI
 
 __all__ = ["ROUNDERS", "NEAREST_EVEN_MAGIC", "round_ne_magic", "magic_rne_ok",
-           "magic_round_abs", "lanes", "like", "splat"]
+           "magic_round_abs", "finalise32", "lanes", "like", "splat"]
 
 _I32 = ir.IntType(32)
 
@@ -54,7 +54,11 @@ def splat(builder: ir.IRBuilder, value, n: int | None):
 
 
 def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos, over_neg,
-          inf_bits, minpos_bits, negzero, rnd=None, nbits=None):
+          inf_bits, minpos_bits, negzero, rnd=None, nbits=None, decide=None):
+    """IR of ``kernels_f32.round_bits``: ``x`` (float32, scalar or vector) rounded by ``mode``
+    to the format of the nine parameters (``quantize._f32_params``). Stochastic rounding takes
+    the high random word ``rnd`` and ``nbits``; ``decide(b, rem, d, a, ex)``, if given, returns
+    its round-up decision instead of ``_stochastic_up`` (``kernels_gemm_sr``)."""
     b = builder
     n = lanes(x)
     ti, t1 = like(_I32, n), like(ir.IntType(1), n)
@@ -103,6 +107,8 @@ def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
             up = b.and_(nonzero_rem, b.not_(positive))
         elif mode == TO_ODD:
             up = b.and_(nonzero_rem, b.icmp_unsigned("==", odd, _c(0)))
+        elif mode == STOCHASTIC and decide is not None:
+            up = decide(b, rem, d, a, ex)
         elif mode == STOCHASTIC:
             up = _stochastic_up(b, rem, d, rnd, nbits)
         else:
@@ -246,12 +252,19 @@ def _hash_hi(b: ir.IRBuilder, key, index):
     i64 = ir.IntType(64)
     lo = b.trunc(index, _I32)
     hi = b.trunc(b.lshr(index, ir.Constant(i64, 32)), _I32)
-    z = b.add(b.add(b.trunc(key, _I32), b.mul(lo, _c(WEYL))), b.mul(hi, _c(WEYL_HI)))
-    z = b.xor(z, b.lshr(z, _c(16)))
-    z = b.mul(z, _c(MUL1))
-    z = b.xor(z, b.lshr(z, _c(15)))
-    z = b.mul(z, _c(MUL2))
-    return b.xor(z, b.lshr(z, _c(16)))
+    return finalise32(b, b.add(b.add(b.trunc(key, _I32), b.mul(lo, _c(WEYL))),
+                               b.mul(hi, _c(WEYL_HI))))
+
+
+def finalise32(b: ir.IRBuilder, z):
+    """``rng.hash32``'s finaliser (``lowbias32``) of its Weyl sum ``z`` (i32, scalar or vector):
+    the random word itself."""
+    ty = z.type
+    z = b.xor(z, b.lshr(z, _c(16, ty)))
+    z = b.mul(z, _c(MUL1, ty))
+    z = b.xor(z, b.lshr(z, _c(15, ty)))
+    z = b.mul(z, _c(MUL2, ty))
+    return b.xor(z, b.lshr(z, _c(16, ty)))
 
 
 def _stochastic_up(b: ir.IRBuilder, rem, d, hi, nbits):

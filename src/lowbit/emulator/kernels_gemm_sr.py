@@ -1,0 +1,237 @@
+"""Stochastic rounding of the fast GEMM kernels' accumulator (step kind 7), exact for any
+number of random bits.
+
+The register block runs with the host rounding toward zero (x86 MXCSR, as for
+``kernels_gemm_fast.odd_sum_rz``), so the float32 sum ``s = RZ(acc + p)`` is the exact sum ``x``
+truncated: ``|x| = |s| + E`` with ``0 <= E < ulp32(s)``. With ``u`` the format's quantum at
+``|x|``, ``f`` the exact fraction of ``|x|`` above the grid point below it (in quanta) and ``R``
+the ``N`` random bits, P3109 StochasticA rounds up iff ``floor(f * 2^N) + R >= 2^N``
+(``docs/rounding.md``). Let ``sh = 23 - m`` (the bits of a float32 below the format's
+quantum in its normal range) and ``k = min(N, sh)``:
+
+* ``y`` is ``|s|``'s bit pattern in the format's normal range, and that of ``|s| + 2^emin``
+  (truncated: the float32 grid there is ``2^(emin - 23)``, the format's subnormal quantum over
+  ``2^sh``) below it, so that in both cases the low ``sh`` bits of ``y`` are
+  ``floor(f * 2^sh)``. ``A = floor(f * 2^k)`` is their top ``k`` bits; ``B`` is the top ``k``
+  bits of ``R`` (the high random word). ``t = y + B * 2^(sh - k)`` (``y``'s bits below
+  ``sh - k`` cleared) carries into bit ``sh`` iff ``A + B >= 2^k``, and ``t`` with its low
+  ``sh`` bits cleared is the rounded magnitude (less ``2^emin`` in the subnormal range);
+* that decision is exact unless ``N > k`` and ``A + B = 2^k - 1`` (the low ``sh`` bits of ``t``
+  all ones): probability ``2^-k`` per step. Such a lane is *ambiguous*: with
+  ``w = u * 2^-k``, ``L = |s| mod w``, ``q = log2 u`` and ``b`` the low ``N - k`` bits of
+  ``R``, it rounds up iff ``E >= (2^(N-k) - b) * 2^(q-N) - L``, which is
+  ``f * 2^k - A >= 1 - b / 2^(N-k)`` multiplied out. A branch taken only when some lane of
+  the k-step is ambiguous computes it in float64 from the truncation's error ``E``, exact under
+  round-toward-zero by Fast2Sum with the operands ordered by magnitude (``s - big`` is exact,
+  and so is ``small - (s - big)``: the low bits of ``small`` that the truncation dropped).
+
+Both sides of that comparison are exact float64 values while ``N - k <= 53`` (required:
+``exact_resolution_ok``) and ``d - k <= 53``, ``d`` the bits of ``s`` below the quantum; an
+ambiguous lane with a sum so far below the quantum sets the block's fail flag, and the caller
+runs the generic kernel instead (``kernels_gemm_api.fast_run``). No format and operands the fast
+path takes can produce one (fp16 products are at least 2^-48, fp8 ones far larger); the flag
+is a guard.
+
+Random bits: element ``e`` at global step ``g`` uses the counter-based stream at index
+``e * K + g`` (``rng``); its Weyl sum ``key + lo32(index) * WEYL + hi32(index) * WEYL_HI`` is
+computed per lane at the start of a block call (``weyl_start``) and advanced by ``WEYL`` per
+step, which is exact while ``lo32(index)`` does not wrap inside the call (``wrap_steps``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from llvmlite import ir
+
+from ._jit import jit_inline
+from .llvm_round import _c, _finish, finalise32, lanes, splat
+from .rng import LANE, WEYL, WEYL_HI
+
+__all__ = ["SR_KIND", "Lane", "Grid", "grid", "decide", "resolve_all", "finish", "weyl_start",
+           "wrap_steps", "exact_resolution_ok", "any_lane"]
+
+#: The step kind of stochastic rounding in ``kernels_gemm_micro``.
+SR_KIND = 7
+
+_I32, _I64, _F64 = ir.IntType(32), ir.IntType(64), ir.DoubleType()
+_M32 = np.uint64(0xFFFFFFFF)
+_W, _WH = np.uint64(WEYL), np.uint64(WEYL_HI)
+
+
+def exact_resolution_ok(mantissa_bits: int, nbits: int) -> bool:
+    """Whether ambiguous lanes of a format with ``mantissa_bits`` under ``nbits`` random bits
+    resolve in float64 (``N - k <= 53`` with ``k >= 23 - m`` for every normal-range sum); else
+    the fast kernel would hand every ambiguous block back."""
+    return nbits - (23 - mantissa_bits) <= 53
+
+
+@jit_inline
+def weyl_start(key, index):
+    """The Weyl sum (``rng.hash32`` before its finaliser, lane 0) of stream index ``index``."""
+    idx = np.uint64(index)
+    return np.uint32((np.uint64(key) + (idx & _M32) * _W + (idx >> np.uint64(32)) * _WH) & _M32)
+
+
+@jit_inline
+def wrap_steps(index):
+    """Steps from stream index ``index`` before its low word wraps (at least 1)."""
+    return np.int64((1 << 32) - (np.int64(index) & 0xFFFFFFFF))
+
+
+def _vec(ty, n):
+    return ty if n is None else ir.VectorType(ty, n)
+
+
+def _pow2(b, e, n):
+    """2.0**e as float64 (lanes ``n``) from an i32 exponent within float64's normal range."""
+    e64 = b.sext(e, _vec(_I64, n))
+    bits = b.shl(b.add(e64, _c(1023, e64.type)), _c(52, e64.type))
+    return b.bitcast(bits, _vec(_F64, n))
+
+
+def _exact_error(b, s, acc, p):
+    """|x| - |s| for the truncated sum ``s = RZ(acc + p)`` (float32, exact under RZ)."""
+    ti = _vec(_I32, lanes(s))
+    mag = [b.and_(b.bitcast(v, ti), _c(0x7FFFFFFF, ti)) for v in (acc, p)]
+    acc_big = b.icmp_unsigned(">=", mag[0], mag[1])
+    big, small = b.select(acc_big, acc, p), b.select(acc_big, p, acc)
+    err = b.fsub(small, b.fsub(s, big))
+    return b.bitcast(b.and_(b.bitcast(err, ti), _c(0x7FFFFFFF, ti)), s.type)
+
+
+class Lane(NamedTuple):
+    """One vector's state between the decision and the result (IR values)."""
+
+    s: object       #: the truncated float32 sum
+    acc: object     #: its operands (for the exact error of ambiguous lanes)
+    p: object
+    weyl: object    #: the Weyl sums (i32)
+    hi: object      #: the high random words
+    a: object       #: |s| bits
+    small: object   #: i1: |s| below the format's smallest normal (``y = |s| + 2^emin``)
+    t: object       #: the pattern ``y`` plus the random bits: the result's bits above ``sh``
+    amb: object     #: i1: ambiguous lanes
+
+
+class Grid(NamedTuple):
+    """Constants of the format and step (i32 vectors, and the Python ints they come from)."""
+
+    m: object
+    emin: object
+    minnorm: object  #: bits of 2^emin
+    sh: int          #: 23 - m when known statically, else None
+    k: int           #: random bits read from the high word (min(N, 23 - m))
+    nbits: int
+
+
+def grid(b, g, nbits: int, n: int, mantissa_bits: int) -> Grid:
+    """The ``Grid`` of parameters ``g`` (``quantize._f32_params``) with ``mantissa_bits`` known
+    statically (it fixes the shifts)."""
+    ti = _vec(_I32, n)
+    m, emin = (splat(b, v, n) for v in g[:2])
+    minnorm = b.shl(b.add(emin, _c(127, ti)), _c(23, ti))
+    sh = 23 - mantissa_bits
+    return Grid(m, emin, minnorm, sh, min(nbits, sh), nbits)
+
+
+def decide(b, s, acc, p, weyl, gr: Grid) -> Lane:
+    """The round-up decision of every lane from the high random word: ``t``'s bits above
+    ``sh`` are the rounded magnitude's (of ``y``), exact unless ``amb``."""
+    n = lanes(s)
+    ti, tf = _vec(_I32, n), s.type
+    hi = finalise32(b, weyl)
+    a = b.and_(b.bitcast(s, ti), _c(0x7FFFFFFF, ti))
+    small = b.icmp_unsigned("<", a, gr.minnorm)
+    shifted = b.bitcast(b.fadd(b.bitcast(a, tf), b.bitcast(gr.minnorm, tf)), ti)
+    y = b.select(small, shifted, a)
+    drop = gr.sh - gr.k   # bits of y below the k-bit decision
+    if drop:
+        y = b.and_(y, _c(~((1 << drop) - 1), ti))
+    t = b.add(y, b.shl(b.lshr(hi, _c(32 - gr.k, ti)), _c(drop, ti)))
+    mask = _c((1 << gr.sh) - 1, ti)
+    amb = ir.Constant(ir.VectorType(ir.IntType(1), n), [0] * n)
+    if gr.nbits > gr.k:
+        amb = b.and_(b.icmp_unsigned("==", b.and_(t, mask), mask),
+                     b.icmp_unsigned("<", a, _c(0x7F800000, ti)))
+    return Lane(s, acc, p, weyl, hi, a, small, t, amb)
+
+
+def _resolve(b, ln: Lane, gr: Grid):
+    """(``t`` with the ambiguous lanes decided exactly, i1: lanes float64 cannot decide); see
+    the module docstring."""
+    n = lanes(ln.s)
+    ti, t64, tf = _vec(_I32, n), _vec(_I64, n), _vec(_F64, n)
+    k, nbits = _c(gr.k, ti), gr.nbits
+    e = b.fpext(_exact_error(b, ln.s, ln.acc, ln.p), tf)
+    sa = b.fpext(b.bitcast(ln.a, ln.s.type), tf)
+    ebits = b.lshr(ln.a, _c(23, ti))
+    ex = b.sub(b.select(b.icmp_unsigned("<", ebits, _c(1, ti)), _c(1, ti), ebits), _c(127, ti))
+    q = b.sub(b.select(b.icmp_signed(">", ex, gr.emin), ex, gr.emin), gr.m)
+    w = _pow2(b, b.sub(q, k), n)
+    floor = b.module.globals.get(f"llvm.floor.v{n}f64") or ir.Function(
+        b.module, ir.FunctionType(tf, [tf]), f"llvm.floor.v{n}f64")
+    low = b.fsub(sa, b.fmul(b.call(floor, [b.fmul(sa, _pow2(b, b.sub(k, q), n))]), w))
+    lo_word = finalise32(b, b.add(ln.weyl, _c(LANE, ti)))
+    rnd = b.or_(b.shl(b.zext(ln.hi, t64), _c(32, t64)), b.zext(lo_word, t64))
+    rest_bits = nbits - gr.k
+    rest = b.and_(b.lshr(rnd, _c(64 - nbits, t64)), _c((1 << rest_bits) - 1, t64))
+    gap = b.uitofp(b.sub(_c(1 << rest_bits, t64), rest), tf)
+    threshold = b.fsub(b.fmul(gap, _pow2(b, b.sub(q, _c(nbits, ti)), n)), low)
+    up = b.and_(ln.amb, b.fcmp_ordered(">=", e, threshold))
+    d = b.sub(b.add(q, _c(23, ti)), ex)  # bits of s below the quantum
+    too_wide = b.and_(b.and_(ln.amb, b.icmp_unsigned("!=", ln.a, _c(0, ti))),
+                      b.icmp_signed(">", b.sub(d, k), _c(53, ti)))  # (a zero sum is exact)
+    return b.add(ln.t, b.zext(up, ti)), too_wide
+
+
+def any_lane(b, mask):
+    """i1: whether any lane of the i1 vector ``mask`` is set."""
+    n = lanes(mask)
+    wide = b.bitcast(b.sext(mask, _vec(_I32, n)), ir.IntType(32 * n))
+    return b.icmp_unsigned("!=", wide, ir.Constant(wide.type, 0))
+
+
+def resolve_all(b, cells: list, gr: Grid, fail) -> list:
+    """The ``t`` of every cell, ambiguous lanes decided exactly in a branch taken only when
+    some lane of some cell is ambiguous; sets ``*fail`` (i32) where float64 cannot decide."""
+    if gr.nbits <= gr.k:
+        return [ln.t for ln in cells]
+    amb = cells[0].amb
+    for ln in cells[1:]:
+        amb = b.or_(amb, ln.amb)
+    start = b.block
+    slow = b.append_basic_block("sr.ambiguous")
+    join = b.append_basic_block("sr.join")
+    b.cbranch(any_lane(b, amb), slow, join)
+    b.position_at_end(slow)
+    resolved, bad = [], None
+    for ln in cells:
+        t, wide = _resolve(b, ln, gr)
+        resolved.append(t)
+        bad = wide if bad is None else b.or_(bad, wide)
+    b.store(b.or_(b.load(fail), b.zext(any_lane(b, bad), _I32)), fail)
+    slow_end = b.block
+    b.branch(join)
+    b.position_at_end(join)
+    out = []
+    for ln, t in zip(cells, resolved):
+        phi = b.phi(t.type)
+        phi.add_incoming(ln.t, start)
+        phi.add_incoming(t, slow_end)
+        out.append(phi)
+    return out
+
+
+def finish(b, ln: Lane, t, gr: Grid, g):
+    """The rounded float32 from a lane's (resolved) ``t``: the magnitude, the format's
+    subnormal range shifted back, then overflow, specials and sign (``llvm_round._finish``)."""
+    n = lanes(ln.s)
+    ti, tf = _vec(_I32, n), ln.s.type
+    r = b.and_(t, _c(~((1 << gr.sh) - 1), ti))
+    back = b.bitcast(b.fsub(b.bitcast(r, tf), b.bitcast(gr.minnorm, tf)), ti)
+    out = b.select(ln.small, back, r)
+    max_bits, over, inf_bits, negzero = (splat(b, g[i], n) for i in (3, 4, 6, 8))
+    sign = b.xor(b.bitcast(ln.s, ti), ln.a)
+    return _finish(b, out, ln.a, sign, over, max_bits, inf_bits, negzero)

@@ -1,0 +1,297 @@
+"""Stochastic rounding of accumulators in the fast float32 kernels (``kernels_gemm_sr``, kind 7).
+
+The kernel reads most decisions from the high random word and the truncated float32 sum; the
+rest (*ambiguous* lanes) it decides from the truncation's exact error in float64. These tests
+check single steps against a Fraction oracle with random words chosen to make every lane
+ambiguous (the finaliser of the counter-based generator is inverted for that), whole GEMMs
+against the generic kernel and the Fraction replay, the stream index crossing a 2^32 boundary
+inside a register block, and the hand-back to the generic kernel when a lane cannot be decided.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+from test_gemm_oracle import replay, round_frac, ulp_at
+
+from lowbit import FORMATS, FloatFormat, Rounding
+from lowbit.emulator import kernels_gemm_api
+from lowbit.emulator.datapath import Chunked, Datapath, Sequential
+from lowbit.emulator.gemm import gemm
+from lowbit.emulator.kernels_accumulate_api import run_chunked
+from lowbit.emulator.kernels_gemm_fast import X86, restore_mode, rz_mode
+from lowbit.emulator.kernels_gemm_sr import decide, finish, grid, resolve_all
+from lowbit.emulator.quantize import _f32_params
+from lowbit.emulator.rng import LANE, MUL1, MUL2
+
+R = Rounding
+pytestmark = pytest.mark.skipif(not X86, reason="kind 7 runs toward zero: x86 hosts only")
+M32 = 0xFFFFFFFF
+
+
+# ------------------------------------------------------------- the generator, both ways
+def finalise(z: int) -> int:
+    z ^= z >> 16
+    z = (z * MUL1) & M32
+    z ^= z >> 15
+    z = (z * MUL2) & M32
+    return z ^ (z >> 16)
+
+
+def unfinalise(h: int) -> int:
+    """The Weyl sum whose finalised word is ``h`` (each stage of the finaliser inverted)."""
+    z = h ^ (h >> 16)
+    z = (z * pow(MUL2, -1, 1 << 32)) & M32
+    z ^= (z >> 15) ^ (z >> 30)
+    z = (z * pow(MUL1, -1, 1 << 32)) & M32
+    return z ^ (z >> 16)
+
+
+def test_unfinalise_inverts_the_finaliser():
+    rng = np.random.default_rng(0)
+    for h in [0, 1, M32, *map(int, rng.integers(0, 1 << 32, 200))]:
+        assert finalise(unfinalise(h)) == h
+
+
+def word(weyl: int) -> int:
+    """The 64 random bits of the lane whose Weyl sum is ``weyl`` (``rng``: high word lane 0)."""
+    return (finalise(weyl) << 32) | finalise((weyl + LANE) & M32)
+
+
+# ------------------------------------------------------------- one step, eight lanes
+_HARNESS = {}
+
+
+def harness(mantissa_bits: int, nbits: int):
+    """njit ``run(acc, p, weyl, out, g, fail)``: every 8 lanes through ``decide``,
+    ``resolve_all`` and ``finish`` with the host rounding toward zero, as a block does."""
+    key = (mantissa_bits, nbits)
+    if key in _HARNESS:
+        return _HARNESS[key]
+    f1 = types.Array(types.float32, 1, "C")
+    u1 = types.Array(types.uint32, 1, "C")
+    i1 = types.Array(types.int32, 1, "C")
+
+    @intrinsic
+    def step8(typingctx, acc, p, weyl, out, g, fail, i):
+        sig = types.void(acc, p, weyl, out, g, fail, i)
+
+        def codegen(context, builder, signature, args):
+            data = [context.make_array(t)(context, builder, v).data
+                    for t, v in zip((f1, f1, u1, f1), args[:4])]
+            fail_d = context.make_array(i1)(context, builder, args[5]).data
+
+            def at(ptr, ty):
+                return builder.bitcast(builder.gep(ptr, [args[6]]), ir.VectorType(ty, 8).as_pointer())
+
+            f32, i32 = ir.FloatType(), ir.IntType(32)
+            # as in a block: the mode is set in a basic block of its own, before the loads and
+            # sums (instruction scheduling may move a float addition across it in one block)
+            saved = rz_mode(builder)
+            body = builder.append_basic_block("rz")
+            builder.branch(body)
+            builder.position_at_end(body)
+            accv, pv = (builder.load(at(d, f32), align=4) for d in data[:2])
+            weylv = builder.load(at(data[2], i32), align=4)
+            gv = [builder.trunc(builder.extract_value(args[4], j), i32) for j in range(9)]
+            gr = grid(builder, gv, nbits, 8, mantissa_bits)
+            ln = decide(builder, builder.fadd(accv, pv), accv, pv, weylv, gr)
+            (t,) = resolve_all(builder, [ln], gr, fail_d)
+            r = finish(builder, ln, t, gr, gv)
+            builder.store(r, at(data[3], f32), align=4)
+            tail = builder.append_basic_block("restore")
+            builder.branch(tail)
+            builder.position_at_end(tail)
+            restore_mode(builder, saved)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @njit
+    def run(acc, p, weyl, out, g, fail):
+        for i in range(0, acc.size, 8):
+            step8(acc, p, weyl, out, g, fail, i)
+
+    _HARNESS[key] = run
+    return run
+
+
+def ambiguous_weyl(x: Fraction, fmt, nbits: int, rng) -> int:
+    """A Weyl sum whose high random word makes the lane of exact sum ``x`` ambiguous
+    (``A + B = 2^k - 1``, ``k = min(N, 23 - m)``; the low bits random)."""
+    k = min(nbits, 23 - fmt.mantissa_bits)
+    a = abs(x)
+    f = Fraction(0) if a == 0 else (a - (a // ulp_at(a, fmt)) * ulp_at(a, fmt)) / ulp_at(a, fmt)
+    top = (1 << k) - 1 - math.floor(f * 2**k)
+    low = int(rng.integers(0, 1 << (32 - k))) if k < 32 else 0
+    return unfinalise((top << (32 - k)) | low)
+
+
+def check_steps(fmt_name: str, nbits: int, acc, p, weyl) -> None:
+    fmt = FORMATS[fmt_name]
+    acc, p = np.float32(acc), np.float32(p)
+    pad = -len(acc) % 8
+    acc, p = (np.concatenate([v, np.zeros(pad, np.float32)]) for v in (acc, p))
+    weyl = np.concatenate([np.array(weyl, np.uint64), np.zeros(pad, np.uint64)]).astype(np.uint32)
+    out = np.empty_like(acc)
+    fail = np.zeros(1, np.int32)
+    g = tuple(int(v) for v in _f32_params(fmt, R.STOCHASTIC))
+    harness(fmt.mantissa_bits, nbits)(acc, p, weyl, out, g, fail)
+    assert fail[0] == 0
+    for x, y, w, got in zip(acc, p, weyl, out):
+        want = round_frac(Fraction(float(x)) + Fraction(float(y)), fmt, R.STOCHASTIC,
+                          word(int(w)), nbits)
+        assert got == float(want) or (math.isnan(got) and math.isnan(float(want))), \
+            (fmt_name, nbits, float(x), float(y), int(w), float(got), float(want))
+
+
+def cases(fmt_name: str, n: int, seed: int):
+    """Accumulator values of the format and products of up to 22 bits at gaps up to 40 binades
+    either way (so the float32 sum is often inexact), cancellations and zeros."""
+    from lowbit import quantize
+    rng = np.random.default_rng(seed)
+    fmt = FORMATS[fmt_name]
+    emin, emax = fmt.binary_exponent_range
+    acc = rng.standard_normal(n) * 2.0 ** rng.integers(emin - 4, emax - 1, n)
+    acc = quantize(acc, fmt_name)
+    sig = rng.integers(1, 1 << 22, n) * rng.choice([-1.0, 1.0], n)
+    scale = 2.0 ** (np.floor(np.log2(np.abs(acc) + 2.0 ** (emin - fmt.mantissa_bits)))
+                    + rng.integers(-40, 3, n) - 21)
+    p = np.float32(sig * scale)
+    p[:8] = -acc[:8]  # exact cancellations
+    acc[8:12] = 0.0
+    return np.float32(acc), p
+
+
+@pytest.mark.parametrize(("fmt_name", "nbits"), [
+    ("fp16", 62), ("fp16", 14), ("fp16", 40), ("e5m2", 62), ("e4m3fn", 62), ("e4m3fn", 21),
+    ("e3m4", 30)])
+def test_ambiguous_lanes_against_fractions(fmt_name, nbits):
+    """Every lane ambiguous: the float64 resolution decides each exactly."""
+    rng = np.random.default_rng(nbits)
+    acc, p = cases(fmt_name, 400, nbits)
+    weyl = [ambiguous_weyl(Fraction(float(x)) + Fraction(float(y)), FORMATS[fmt_name], nbits, rng)
+            for x, y in zip(acc, p)]
+    check_steps(fmt_name, nbits, acc, p, weyl)
+
+
+@pytest.mark.parametrize(("fmt_name", "nbits"), [("fp16", 62), ("fp16", 8), ("fp16", 13),
+                                                 ("e5m2", 3), ("e4m3fn", 62)])
+def test_random_lanes_against_fractions(fmt_name, nbits):
+    rng = np.random.default_rng(7)
+    acc, p = cases(fmt_name, 800, 11)
+    check_steps(fmt_name, nbits, acc, p, rng.integers(0, 1 << 32, acc.size))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(-30, 15), st.integers(1, 2**22 - 1),
+       st.integers(-45, 16), st.booleans(), st.sampled_from([62, 20, 14]))
+def test_ambiguous_step_property(seed, ea, sig, ep, neg, nbits):
+    """Hypothesis: one fp16 accumulator value and one product, ambiguous and random lanes."""
+    from lowbit import quantize
+    acc = float(quantize(np.array([1.5 * 2.0**ea]), "fp16")[0])
+    p = float(np.float32((-1.0 if neg else 1.0) * sig * 2.0 ** (ep - 21)))
+    rng = np.random.default_rng(seed)
+    x = Fraction(acc) + Fraction(p)
+    check_steps("fp16", nbits, [acc, acc], [p, p],
+                [ambiguous_weyl(x, FORMATS["fp16"], nbits, rng), seed])
+
+
+# ------------------------------------------------------------- whole GEMMs
+def fast_taken(monkeypatch) -> list:
+    """Record what every ``fast_run`` call returned."""
+    seen = []
+    real = kernels_gemm_api.fast_run
+
+    def spy(*args, **kwargs):
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(kernels_gemm_api, "fast_run", spy)
+    return seen
+
+
+# (each distinct pair of mantissa and random bits compiles a kernel of its own: few pairs here)
+@pytest.mark.parametrize(("ops", "acc", "nbits", "scale"), [
+    ("fp16", "fp16", None, 1.0), ("fp16", "fp16", 13, 1.0), ("fp16", "fp16", None, 2.0**-9),
+    ("e4m3fn", "e5m2", None, 1.0), ("e4m3fn", "e4m3fn", None, 4.0),
+    ("e5m2", "fp16", None, 2.0**-6)])
+def test_gemm_equals_generic_kernel(monkeypatch, ops, acc, nbits, scale):
+    """Fast (spied: it ran and kept its result) against the generic kernel (counters on), with
+    C, over the format's subnormal range (``scale``) and across thread blocks."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((21, 700)) * scale
+    b = rng.standard_normal((700, 19))
+    c = rng.standard_normal((21, 19))
+    dp = Datapath(a=ops, b=ops, accumulation=Sequential(format=acc, rounding=R.STOCHASTIC,
+                                                        seed=3, random_bits=nbits))
+    seen = fast_taken(monkeypatch)
+    fast = gemm(a, b, dp, C=c)
+    assert seen == [True]
+    generic, _ = gemm(a, b, dp, C=c, counters=True)
+    assert np.array_equal(fast, generic, equal_nan=True)
+    other = gemm(a, b, Datapath(a=ops, b=ops, accumulation=Sequential(
+        format=acc, rounding=R.STOCHASTIC, seed=4, random_bits=nbits)), C=c)
+    assert not np.array_equal(fast, other)  # the seed matters
+
+
+def test_gemm_equals_fraction_replay(monkeypatch):
+    from lowbit import quantize
+    rng = np.random.default_rng(8)
+    a = quantize(rng.standard_normal((5, 40)), "fp16")
+    b = quantize(rng.standard_normal((40, 9)), "fp16")
+    for inner in (Sequential(format="fp16", rounding=R.STOCHASTIC, seed=9),
+                  Chunked(chunk=7, inner=Sequential(format="e5m2", rounding=R.STOCHASTIC,
+                                                    seed=2),
+                          outer=Sequential(format="fp16"))):
+        dp = Datapath(a="fp16", b="fp16", accumulation=inner)
+        seen = fast_taken(monkeypatch)
+        got = gemm(a, b, dp)
+        assert seen == [True]
+        for i in range(5):
+            for j in range(9):
+                assert got[i, j] == float(replay(inner, a, b, None, dp.product, i, j, 9, 40))
+
+
+def test_stream_index_wraps_inside_a_block():
+    """Indices ``e * K + k`` crossing a multiple of 2^32 inside a register block's k-range
+    (elements 2 and 4 of a slice of a pretended K near 2^31): the kernel splits the block there
+    (``wrap_steps``) and matches the generic kernel."""
+    from lowbit import quantize
+    rng = np.random.default_rng(1)
+    a, b = (np.float32(quantize(rng.standard_normal(s), "fp16")) for s in ((6, 300), (300, 20)))
+    seq = Sequential(format="fp16", rounding=R.STOCHASTIC, seed=1)
+    ops = (FORMATS["fp16"], FORMATS["fp16"])
+    ktot = (1 << 31) - 50
+    for k0 in (0, 37):
+        fast = run_chunked(a, b, None, None, None, seq, None, None, k0, ktot, ops)
+        generic = run_chunked(a, b, None, np.zeros(4, np.int64), None, seq, None, None, k0,
+                              ktot, ops)
+        assert np.array_equal(fast, generic)
+        assert not np.array_equal(fast, run_chunked(a, b, None, None, None, seq, None, None,
+                                                    k0 + 1, ktot, ops))
+
+
+def test_undecidable_lane_hands_back_to_generic(monkeypatch):
+    """Sums about 96 binades below an fp16 accumulator's quantum (custom operands whose
+    products are that small; the accumulator stays zero): some of the 262144 steps are
+    ambiguous (about 32 expected), which sets the fail flag, and the generic kernel's result
+    is returned."""
+    tiny = FloatFormat(name="tiny_e7m2", exponent_bits=7, mantissa_bits=2, bias=73)
+    a = np.full((8, 512), 2.0 ** -60)
+    b = np.full((512, 64), 2.0 ** -60) * (1 + np.arange(64) % 4)
+    dp = Datapath(a=tiny, b=tiny, accumulation=Sequential(format="fp16",
+                                                          rounding=R.STOCHASTIC, seed=0))
+    seen = fast_taken(monkeypatch)
+    got = gemm(a, b, dp)
+    assert seen == [False]
+    generic, _ = gemm(a, b, dp, counters=True)
+    assert np.array_equal(got, generic)
