@@ -239,6 +239,28 @@ def test_subnormal_cancellation_and_overflow_pins():
         check_all(_dp(acc), a, b)
 
 
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.name)
+@pytest.mark.parametrize("acc_fmt", ACC_FORMATS)
+def test_wide_rows_replay_exactly(acc_fmt, mode):
+    """Rows of 37 accumulators: the vectorised j loop of the generic kernel (no product rounding,
+    no counters) and its remainder, through cancellation, inexact float64 sums (round to odd),
+    subnormals and overflow. binary32 operands keep the fast float32 kernels out (their products
+    can pass float32's range)."""
+    rng = np.random.default_rng(len(acc_fmt) * 7 + int(mode))
+    half = FORMATS[acc_fmt].binary_exponent_range[1] // 2
+    m, k, n = 2, 12, 37
+
+    def operand(shape):
+        sig = rng.standard_normal(shape).astype(np.float16).astype(np.float64)
+        return (sig * 2.0 ** rng.integers(-half - 8, half, shape)).astype(np.float32)
+
+    a, b = operand((m, k)), operand((k, n))
+    b[:, ::5] = -b[:, ::5]
+    b[3, ::4] = 0.0
+    check_all(_dp(Sequential(format=acc_fmt, rounding=mode, seed=3), a="binary32",
+                  b="binary32"), a.astype(np.float64), b.astype(np.float64))
+
+
 def test_e4m3_accumulator_overflow_is_nan_and_sticks():
     a = np.array([[240.0, 240.0, -240.0]])
     b = np.ones((3, 1))

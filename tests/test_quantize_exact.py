@@ -271,6 +271,20 @@ def test_kernels_and_reference_match_oracle(fmt):
         _check(np.array(got_ref), want64, x64, f"reference {mode.name}")
 
 
+@pytest.mark.parametrize("fmt", [f for f in ALL if isinstance(f, FloatFormat) and f.radix == 2],
+                         ids=lambda f: f.name)
+def test_float64_kernel_matches_oracle(fmt):
+    """The float64 kernel itself in every deterministic mode (``quantize`` sends most formats
+    to the float32 kernels instead)."""
+    from lowbit.emulator.kernels_float import quantize_float
+    x = inputs(fmt)
+    for mode in MODES:
+        got = np.empty_like(x)
+        quantize_float(x, got, fmt.kernel_params, float(fmt.max), float(fmt.min_normal),
+                       int(mode), np.uint64(0), 0, 62)
+        _check(got, _oracle_array(x, fmt, mode), x, f"quantize_float {mode.name}")
+
+
 @pytest.mark.parametrize("nbits", [1, 8, 62])
 @pytest.mark.parametrize("fmt", ALL, ids=lambda f: f.name)
 def test_stochastic_matches_oracle(fmt, nbits):

@@ -55,21 +55,19 @@ class Rounder(NamedTuple):
 
 @jit_inline
 def add_odd(x, y):
-    """``x + y`` exactly if float64 holds it, else rounded to odd (53 bits)."""
+    """``x + y`` exactly if float64 holds it, else rounded to odd (53 bits).
+
+    Branch-free (selects only), so that the GEMM loops vectorise: the TwoSum error ``err``
+    decides whether an even last bit steps one unit away from or toward zero."""
     s = x + y
-    if s - s != 0.0:  # inf or NaN
-        return s
     bp = s - x
     err = (x - (s - bp)) + (y - bp)
-    if err != 0.0:
-        b = f64_bits(s)
-        if (b & U1) == U0:
-            if (err > 0.0) == (s > 0.0):
-                b += U1
-            else:
-                b -= U1
-            s = bits_f64(b)
-    return s
+    b = f64_bits(s)
+    away = bits_f64(b + U1)  # |s| one unit larger: the exact sum lies beyond s
+    toward = bits_f64(b - U1)
+    fixed = away if (err > 0.0) == (s > 0.0) else toward
+    fix = (err != 0.0) & ((b & U1) == U0) & (s - s == 0.0)  # inf or NaN: s as it is
+    return fixed if fix else s
 
 
 @jit_inline
@@ -132,6 +130,9 @@ def _product(x, y, pr, has_prod, cnt, count):
 @jit_inline
 def _mac_span(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, mode, row0, ktot, cnt, count):
     """k = k1..k2-1 for every j of row i: ``acc[j] = round(acc[j] + a[i,k]*b[k,j])``."""
+    if has_prod == 0 and count == 0 and r.wide == 0:
+        _mac_span_plain(a, b, i, k1, k2, kg0, acc, r, mode, row0, ktot)
+        return
     n = acc.size
     for k in range(k1, k2):
         aik = a[i, k]
@@ -142,6 +143,24 @@ def _mac_span(a, b, i, k1, k2, kg0, acc, pr, has_prod, r, mode, row0, ktot, cnt,
             if count == 1:
                 count_step(cnt, s, old, p, new, r.maxval)
             acc[j] = new
+
+
+@jit_inline
+def _mac_span_plain(a, b, i, k1, k2, kg0, acc, r, mode, row0, ktot):
+    """``_mac_span`` without a product rounding, counters or host additions (the common case):
+    one flat loop body, ``quantize_one`` inlined with the constant ``mode``, so that the ``j``
+    loop vectorises."""
+    n = acc.size
+    key, nbits, maxval, minval = r.key, r.nbits, r.maxval, r.minval
+    for k in range(k1, k2):
+        aik = a[i, k]
+        base = row0 * ktot + kg0 + k
+        for j in range(n):
+            s = add_odd(acc[j], aik * b[k, j])
+            rnd = U0
+            if mode == STOCHASTIC:
+                rnd = counter_bits(key, np.uint64(base + j * ktot))
+            acc[j] = quantize_one(s, r, maxval, minval, mode, rnd, nbits)
 
 
 @jit_inline

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._jit import bits_f64, f64_bits, jit_force_inline, jit_inline, jit_parallel
+from ._jit import CHUNK, bits_f64, f64_bits, jit_force_inline, jit_inline, jit_parallel
 from .rng import counter_bits
 
 U0 = np.uint64(0)
@@ -18,6 +18,7 @@ U1 = np.uint64(1)
 FRAC = np.uint64((1 << 52) - 1)
 IMPLICIT = np.uint64(1 << 52)
 EXP_MASK = np.uint64(0x7FF)
+SIGN = np.uint64(1 << 63)
 
 NEAREST_EVEN, NEAREST_AWAY, TOWARD_ZERO, UP, DOWN, TO_ODD, STOCHASTIC = range(7)
 SATURATE, SATURATE_KEEP_INF, INFINITY, NAN = range(4)
@@ -26,10 +27,10 @@ SPECIALS_IEEE, SPECIALS_FN, SPECIALS_FNUZ, SPECIALS_NONE = range(4)
 
 @jit_inline
 def pow2(e):
-    """2.0**e as float64 for -1074 <= e <= 1023, built from bits."""
-    if e >= -1022:
-        return bits_f64(np.uint64(e + 1023) << np.uint64(52))
-    return bits_f64(U1 << np.uint64(e + 1074))
+    """2.0**e as float64 for -1074 <= e <= 1023, built from bits (a select, no branch)."""
+    normal = bits_f64(np.uint64(max(e, -1022) + 1023) << np.uint64(52))
+    sub = bits_f64(U1 << np.uint64(min(max(e + 1074, 0), 63)))
+    return normal if e >= -1022 else sub
 
 
 @jit_force_inline
@@ -38,7 +39,9 @@ def quantize_one(x, p, maxval, minval, mode, rnd, nbits):
 
     The significand is rounded as an integer: ``kept`` holds the bits above the quantum of the
     result's binade, ``rem`` the ``d`` dropped bits. One flat body (no calls), so that it inlines
-    into the loops and vectorises.
+    into the loops and vectorises: conditions on the data are combined with ``&``/``|`` and
+    resolved by selects; only conditions on ``p`` (the same for every element) and the rare
+    inf/NaN, overflow and no-zero cases branch.
     """
     b = f64_bits(x)
     neg = (b >> np.uint64(63)) != U0
@@ -47,10 +50,9 @@ def quantize_one(x, p, maxval, minval, mode, rnd, nbits):
     ex = max(ebits, 1) - 1023
     sig = frac | (IMPLICIT if ebits != 0 else U0)
     m = p.mantissa_bits
-    if ex >= p.emin or p.subnormals == 1:
-        q = max(ex, p.emin) - m
-    else:
-        q = np.int64(p.emin)  # flushed: below min normal the grid is {0, min normal}
+    emin = np.int64(p.emin)
+    # below min normal without subnormals the grid is {0, min normal}: the quantum is 2^emin
+    q = max(ex, emin) - m if (ex >= emin) | (p.subnormals == 1) else emin
     d = q - ex + 52
     dd = np.uint64(min(max(d, 0), 63))  # sig < 2^53, so d > 63 behaves like 63 for these tests
     kept = sig >> dd
@@ -58,29 +60,30 @@ def quantize_one(x, p, maxval, minval, mode, rnd, nbits):
     half = (U1 << dd) >> U1
     odd = (kept & U1) == U1
     if mode == NEAREST_EVEN:
-        up = (half != U0) and (rem > half or (rem == half and odd))
+        up = (half != U0) & ((rem > half) | ((rem == half) & odd))
     elif mode == NEAREST_AWAY:
-        up = (half != U0) and rem >= half
+        up = (half != U0) & (rem >= half)
     elif mode == TOWARD_ZERO:
         up = False
     elif mode == UP:
-        up = rem != U0 and not neg
+        up = (rem != U0) & (not neg)
     elif mode == DOWN:
-        up = rem != U0 and neg
+        up = (rem != U0) & neg
     elif mode == TO_ODD:
-        up = rem != U0 and not odd
+        up = (rem != U0) & (not odd)
     else:  # STOCHASTIC (P3109 StochasticA): floor(rem / 2^d * 2^n) + R >= 2^n, true d
+        # t = d - nbits; rem < 2^53, so t >= 64 gives 0 through the clamped right shift, and
+        # d <= 0 (rem = 0) gives 0 whatever the left shift
         t = d - nbits
-        if t >= 64:
-            top = U0
-        elif t >= 0:
-            top = rem >> np.uint64(t)
-        else:
-            top = rem << np.uint64(-t)
+        top = (rem >> np.uint64(min(max(t, 0), 63))) << np.uint64(min(max(-t, 0), 63))
         up = top + (rnd >> np.uint64(64 - nbits)) >= (U1 << np.uint64(nbits))
-    s = max(q, ex - 52)  # exponent of kept's last bit (d <= 0: the input is already on the grid)
-    mag = np.float64(kept + (U1 if up else U0)) * pow2(s)
-    toward_zero = mode == TOWARD_ZERO or (mode == DOWN and not neg) or (mode == UP and neg)
+    # |x| with the d dropped bits cleared, plus one quantum if up (a carry moves into the
+    # exponent field); d > 52 leaves nothing kept: 0 or the quantum 2^q (then q = emin - m
+    # or emin, the same for every element); d <= 0: the input is already on the grid
+    trunc = (((b & ~SIGN) >> dd) + (U1 if up else U0)) << dd
+    tiny = f64_bits(pow2(q)) if up else U0
+    mag = bits_f64(trunc if d <= 52 else tiny)
+    toward_zero = (mode == TOWARD_ZERO) | ((mode == DOWN) & (not neg)) | ((mode == UP) & neg)
     policy = p.overflow
     if ebits == 0x7FF:
         if frac != U0:
@@ -98,29 +101,56 @@ def quantize_one(x, p, maxval, minval, mode, rnd, nbits):
             return np.copysign(np.nan, x)
         else:
             mag = np.inf
-    elif ebits == 0 and frac == U0 and p.zero == 0:
-        if p.has_nan == 1:
-            return np.nan  # zero has no code
-        return np.copysign(minval, x) if p.signed == 1 else minval  # (-0 too: no sign)
-    elif ex < p.emin and p.zero == 0:
-        mag = minval  # no zero: the smallest value is the only neighbour below it
-    if mag == 0.0:
-        return -0.0 if (neg and p.negative_zero == 1) else 0.0
-    if neg and p.signed == 0:
+    elif p.zero == 0:
+        if ebits == 0 and frac == U0:
+            if p.has_nan == 1:
+                return np.nan  # zero has no code
+            return np.copysign(minval, x) if p.signed == 1 else minval  # (-0 too: no sign)
+        if ex < p.emin:
+            mag = minval  # no zero: the smallest value is the only neighbour below it
+    if p.signed == 0 and neg and mag != 0.0:
         if p.overflow == SATURATE or p.has_nan == 0:
             return 0.0 if p.zero == 1 else minval
         return np.nan
-    return -mag if neg else mag
+    # the sign of x, except that a zero result is -0.0 only where the format has one
+    minus = neg & ((mag != 0.0) | (p.negative_zero == 1))
+    return bits_f64(f64_bits(mag) | (SIGN if minus else U0))
 
 
-@jit_parallel
-def quantize_float(x, out, p, maxval, minval, mode, key, offset, nbits):
-    """Quantise the flat array ``x`` into ``out`` (same length; float32 or float64)."""
-    for i in prange(x.size):
+@jit_inline
+def _quantize_span(x, out, lo, hi, p, maxval, minval, mode, key, offset, nbits):
+    """``out[lo:hi]`` from ``x[lo:hi]`` under the constant ``mode``: a loop that vectorises."""
+    for i in range(lo, hi):
         rnd = U0
         if mode == STOCHASTIC:
             rnd = counter_bits(key, np.uint64(offset + i))
         out[i] = quantize_one(np.float64(x[i]), p, maxval, minval, mode, rnd, nbits)
+
+
+@jit_parallel
+def quantize_float(x, out, p, maxval, minval, mode, key, offset, nbits):
+    """Quantise the flat array ``x`` into ``out`` (same length; float32 or float64).
+
+    Blocks of ``CHUNK`` elements are spread over threads; each block runs a loop specialised
+    to its (constant) mode."""
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        # one call per constant mode, so that each loop is specialised
+        if mode == NEAREST_EVEN:
+            _quantize_span(x, out, lo, hi, p, maxval, minval, 0, key, offset, nbits)
+        elif mode == NEAREST_AWAY:
+            _quantize_span(x, out, lo, hi, p, maxval, minval, 1, key, offset, nbits)
+        elif mode == TOWARD_ZERO:
+            _quantize_span(x, out, lo, hi, p, maxval, minval, 2, key, offset, nbits)
+        elif mode == UP:
+            _quantize_span(x, out, lo, hi, p, maxval, minval, 3, key, offset, nbits)
+        elif mode == DOWN:
+            _quantize_span(x, out, lo, hi, p, maxval, minval, 4, key, offset, nbits)
+        elif mode == TO_ODD:
+            _quantize_span(x, out, lo, hi, p, maxval, minval, 5, key, offset, nbits)
+        else:
+            _quantize_span(x, out, lo, hi, p, maxval, minval, 6, key, offset, nbits)
 
 
 @jit_inline
