@@ -219,18 +219,24 @@ def fast_taken(monkeypatch) -> list:
     return seen
 
 
+#: Operands whose products reach down to 2^-148 (bf16's subnormals) and up to 2^109.
+TINY = FloatFormat(name="tiny_e7m2", exponent_bits=7, mantissa_bits=2, bias=73)
+
+
 # (each distinct pair of mantissa and random bits compiles a kernel of its own: few pairs here)
 @pytest.mark.parametrize(("ops", "acc", "nbits", "scale"), [
     ("fp16", "fp16", None, 1.0), ("fp16", "fp16", 13, 1.0), ("fp16", "fp16", None, 2.0**-9),
     ("e4m3fn", "e5m2", None, 1.0), ("e4m3fn", "e4m3fn", None, 4.0),
-    ("e5m2", "fp16", None, 2.0**-6)])
+    ("e5m2", "fp16", None, 2.0**-6), ("fp16", "tf32", None, 1.0), (TINY, "bf16", None, 2.0**-70),
+    (TINY, "bf16", None, 2.0**25)])
 def test_gemm_equals_generic_kernel(monkeypatch, ops, acc, nbits, scale):
     """Fast (spied: it ran and kept its result) against the generic kernel (counters on), with
-    C, over the format's subnormal range (``scale``) and across thread blocks."""
+    C, over the format's subnormal range (operands times ``scale``, C times its square) and
+    across thread blocks."""
     rng = np.random.default_rng(5)
     a = rng.standard_normal((21, 700)) * scale
-    b = rng.standard_normal((700, 19))
-    c = rng.standard_normal((21, 19))
+    b = rng.standard_normal((700, 19)) * scale
+    c = rng.standard_normal((21, 19)) * scale**2
     dp = Datapath(a=ops, b=ops, accumulation=Sequential(format=acc, rounding=R.STOCHASTIC,
                                                         seed=3, random_bits=nbits))
     seen = fast_taken(monkeypatch)
@@ -285,7 +291,7 @@ def test_undecidable_lane_hands_back_to_generic(monkeypatch):
     products are that small; the accumulator stays zero): some of the 262144 steps are
     ambiguous (about 32 expected), which sets the fail flag, and the generic kernel's result
     is returned."""
-    tiny = FloatFormat(name="tiny_e7m2", exponent_bits=7, mantissa_bits=2, bias=73)
+    tiny = TINY
     a = np.full((8, 512), 2.0 ** -60)
     b = np.full((512, 64), 2.0 ** -60) * (1 + np.arange(64) % 4)
     dp = Datapath(a=tiny, b=tiny, accumulation=Sequential(format="fp16",

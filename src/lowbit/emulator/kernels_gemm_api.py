@@ -91,21 +91,25 @@ def _kind3(seq, fmt, m, emin, emax):
     return kind, tuple(int(v) for v in _f32_params(fmt, seq.rounding))
 
 
-def _fits_directed(fmt, m: int, emin: int, emax: int, spare: int) -> bool:
-    """The format conditions of ``_kind3`` (and of stochastic steps)."""
+def _fits_directed(fmt, m: int, emin: int, emax: int, spare: int, emax_limit: int = 125
+                   ) -> bool:
+    """The format conditions of ``_kind3`` (and, with ``emax_limit=127``, of stochastic
+    steps)."""
     return (m + spare <= 23 and fmt.signed and fmt.zero and fmt.subnormals and fmt.negative_zero
-            and emin >= -126 and emax <= 125
+            and emin >= -126 and emax <= emax_limit
             and fmt.specials in (Specials.IEEE, Specials.FN, Specials.NONE))
 
 
 def _stochastic(seq, fmt, m, emin, emax):
-    """Kind 7 (``kernels_gemm_sr``) on x86 for ``_kind3``'s formats, where ambiguous lanes
-    resolve exactly in float64 (``exact_resolution_ok``); its parameters are ``_f32_params``
-    followed by (random bits, stream key)."""
+    """Kind 7 (``kernels_gemm_sr``) on x86 for ``_kind3``'s formats and those up to float32's
+    exponent range (bf16, tf32; ``fast_run`` bounds their products so that no sum passes
+    ``2^128``), where ambiguous lanes resolve exactly in float64 (``exact_resolution_ok``); its
+    parameters are ``_f32_params`` followed by (random bits, stream key)."""
     from .kernels_gemm_sr import SR_KIND, exact_resolution_ok
     from .rng import seed_key
     nbits = 62 if seq.random_bits is None else int(seq.random_bits)
-    if not (X86 and _fits_directed(fmt, m, emin, emax, 1) and exact_resolution_ok(m, nbits)):
+    if not (X86 and _fits_directed(fmt, m, emin, emax, 1, 127)
+            and exact_resolution_ok(m, nbits)):
         return None
     params = tuple(int(v) for v in _f32_params(fmt, Rounding.STOCHASTIC))
     return SR_KIND, params + (nbits, int(seed_key(int(seq.seed))))
@@ -156,8 +160,11 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
     if kin is None or kout is None:
         return False
     inner_emax = inner.format.binary_exponent_range[1]
-    if (kin[0] in (3, 6, 7) and top > 125) or (kout[0] in (3, 6) and inner_emax > 125):
+    if (kin[0] in (3, 6) and top > 125) or (kout[0] in (3, 6) and inner_emax > 125):
         return False  # a float32 sum could overflow: the generic kernel
+    if kin[0] == 7 and (top > 125 or inner_emax > 125
+                        and top > inner_emax - inner.format.mantissa_bits):
+        return False  # (a truncated sum would stop at float32's largest value, not overflow)
     from .kernels_gemm_micro import NO_SR, block_shape, micro_kernel, pad, work_items
     directed = inner.rounding != Rounding.NEAREST_EVEN
     twosum = int(kin[0] in (3, 6) or directed or _needs_twosum(operands, inner.format))

@@ -135,11 +135,14 @@ def block_shape(step: tuple[int, int, int]) -> tuple[int, int]:
 
 
 def overflow_plan(kind: int, twosum: int) -> str:
-    """``"lazy"`` where a block's k-loop skips the per-step overflow and NaN selects of kinds 4
-    and 5 (``round_unchecked``) and tracks the largest rounded magnitude instead: if it ever
-    passed the format's largest value, the block is run again with the full step from its
-    starting accumulators (still in memory). ``"eager"`` otherwise."""
+    """``"lazy"`` where a block's k-loop skips the per-step overflow and NaN selects of kinds 4,
+    5 and 7 (``round_unchecked``, ``kernels_gemm_sr.finish_unchecked``) and tracks the largest
+    rounded magnitude instead: if it ever passed the format's largest value, the block is run
+    again with the full step from its starting accumulators (still in memory; kind 7's fail
+    flag as it was). ``"eager"`` otherwise."""
     if kind == 4 and not twosum or kind == 5 and exactness_plan(kind, twosum) in ("rz", "plain"):
+        return "lazy"
+    if kind == SR_KIND:
         return "lazy"
     return "eager"
 
@@ -231,31 +234,46 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 return builder.add(k, one), [round_ir(builder, kind, mode, s, gv, rz)
                                              for s in sums(k, accs, rows)]
 
-            def stochastic(k, accs):
+            def stochastic(k, accs, top=None):
                 """One k-step of kind 7 (``kernels_gemm_sr``): truncated sums rounded with
-                each lane's random bits (its Weyl sum at k0 plus ``WEYL`` per step)."""
-                bcast, strips = operands(k)
-                i32 = ir.IntType(32)
-                step = builder.mul(builder.trunc(builder.sub(k, k0_), i32),
-                                   ir.Constant(i32, WEYL))
-                step = splat(builder, step, LANES)
-                fail = builder.gep(builder.bitcast(weyl_d, i32.as_pointer()),
-                                   [ir.Constant(_I64, RB * WIDTH)])
+                each lane's random bits (its Weyl sum at k0 plus ``WEYL`` per step). With
+                ``top`` (the lazy plan's running maximum) the overflow selects are left out and
+                the new maximum comes last."""
                 gr = sr.grid(builder, gv, mode, LANES, twosum)
-                cells_ = []
-                for x, (r, v), o in zip(accs, cells, offsets):
-                    p = builder.fmul(bcast[r], strips[v])
-                    w0 = builder.load(builder.bitcast(builder.gep(weyl_d, [o]),
-                                                      ir.VectorType(i32, LANES).as_pointer()),
-                                      align=4)
-                    cells_.append(sr.decide(builder, builder.fadd(x, p), x, p,
-                                            builder.add(w0, step), gr))
-                ts = sr.resolve_all(builder, cells_, gr, fail)
-                return [sr.finish(builder, ln, t, gr, gv) for ln, t in zip(cells_, ts)]
+
+                def lanes_at(kk, weyl_base):
+                    bcast, strips = operands(kk)
+                    i32 = ir.IntType(32)
+                    step = builder.mul(builder.trunc(builder.sub(kk, k0_), i32),
+                                       ir.Constant(i32, WEYL))
+                    step = splat(builder, step, LANES)
+                    out = []
+                    for x, (r, v), o in zip(accs, cells, offsets):
+                        p = builder.fmul(bcast[r], strips[v])
+                        w0 = builder.load(builder.bitcast(
+                            builder.gep(weyl_base, [o]), ir.VectorType(i32, LANES).as_pointer()),
+                            align=4)
+                        out.append(sr.decide(builder, builder.fadd(x, p), x, p,
+                                             builder.add(w0, step), gr))
+                    return out
+
+                cells_ = lanes_at(k, weyl_d)
+                ts = sr.resolve_all(builder, cells_, gr, fail_ptr, redo=lambda: lanes_at(
+                    sr.opaque(builder, k), sr.opaque(builder, weyl_d)))
+                if top is None:
+                    return [sr.finish(builder, ln, t, gr, gv) for ln, t in zip(cells_, ts)]
+                out = []
+                for ln, t in zip(cells_, ts):
+                    y, mag = sr.finish_unchecked(builder, ln, t, gr)
+                    out.append(y)
+                    top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
+                return out + [top]
 
             def unchecked(k, state):
                 """One k-step without the overflow selects; ``state`` is the accumulators and
                 the largest magnitude's bits so far."""
+                if kind == SR_KIND:
+                    return builder.add(k, one), stochastic(k, state[:-1], state[-1])
                 new, top = [], state[-1]
                 for s in sums(k, state[:-1], range(RB)):
                     y, mag = round_unchecked(builder, kind, s, gv,
@@ -270,7 +288,10 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 ti = ir.VectorType(ir.IntType(32), LANES)
                 state = _loop(builder, "lazy.k", k_start, k_end,
                               list(init) + [ir.Constant(ti, [0] * LANES)], unchecked)
-                top = gv[2] if kind == 4 else builder.shl(gv[2], ir.Constant(gv[2].type, 1))
+                if kind == SR_KIND:
+                    top = gv[3]
+                else:
+                    top = gv[2] if kind == 4 else builder.shl(gv[2], ir.Constant(gv[2].type, 1))
                 over = builder.icmp_unsigned(">", state[-1], splat(builder, top, LANES))
                 wide = builder.bitcast(builder.sext(over, ti), ir.IntType(32 * LANES))
                 fast_end = builder.block
@@ -279,6 +300,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 builder.cbranch(builder.icmp_unsigned("!=", wide, ir.Constant(wide.type, 0)),
                                 redo, join)
                 builder.position_at_end(redo)
+                if kind == SR_KIND:
+                    builder.store(fail0, fail_ptr)
                 again = _loop(builder, "lazy.exact", k_start, k_end, init, exact)
                 redo_end = builder.block
                 builder.branch(join)
@@ -338,6 +361,10 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
 
             if speculate:
                 saved = [cgutils.alloca_once(builder, _VEC) for _ in cells]
+            if truncate:  # kind 7's fail flag, and its value on entry
+                fail_ptr = builder.gep(builder.bitcast(weyl_d, ir.IntType(32).as_pointer()),
+                                       [ir.Constant(_I64, RB * WIDTH)])
+                fail0 = builder.load(fail_ptr)
             if rz or truncate:
                 host_mode = rz_mode(builder)
             entry = builder.block

@@ -49,7 +49,8 @@ from ._jit import jit_inline
 from .llvm_round import _c, _finish, finalise32, lanes, splat
 from .rng import LANE, WEYL, WEYL_HI
 
-__all__ = ["SR_KIND", "Lane", "Grid", "grid", "decide", "resolve_all", "finish", "weyl_start",
+__all__ = ["SR_KIND", "Lane", "Grid", "grid", "decide", "resolve_all", "opaque", "finish",
+           "finish_unchecked", "weyl_start",
            "wrap_steps", "exact_resolution_ok", "any_lane"]
 
 #: The step kind of stochastic rounding in ``kernels_gemm_micro``.
@@ -143,7 +144,7 @@ def decide(b, s, acc, p, weyl, gr: Grid) -> Lane:
     ti, tf = _vec(_I32, n), s.type
     hi = finalise32(b, weyl)
     a = b.and_(b.bitcast(s, ti), _c(0x7FFFFFFF, ti))
-    small = b.icmp_unsigned("<", a, gr.minnorm)
+    small = b.icmp_signed("<", a, gr.minnorm)  # (both below 2^31: one signed comparison)
     shifted = b.bitcast(b.fadd(b.bitcast(a, tf), b.bitcast(gr.minnorm, tf)), ti)
     y = b.select(small, shifted, a)
     drop = gr.sh - gr.k   # bits of y below the k-bit decision
@@ -152,9 +153,8 @@ def decide(b, s, acc, p, weyl, gr: Grid) -> Lane:
     t = b.add(y, b.shl(b.lshr(hi, _c(32 - gr.k, ti)), _c(drop, ti)))
     mask = _c((1 << gr.sh) - 1, ti)
     amb = ir.Constant(ir.VectorType(ir.IntType(1), n), [0] * n)
-    if gr.nbits > gr.k:
-        amb = b.and_(b.icmp_unsigned("==", b.and_(t, mask), mask),
-                     b.icmp_unsigned("<", a, _c(0x7F800000, ti)))
+    if gr.nbits > gr.k:  # (infinite and NaN sums may flag too: ``_resolve`` leaves them)
+        amb = b.icmp_unsigned("==", b.and_(t, mask), mask)
     return Lane(s, acc, p, weyl, hi, a, small, t, amb)
 
 
@@ -179,9 +179,10 @@ def _resolve(b, ln: Lane, gr: Grid):
     rest = b.and_(b.lshr(rnd, _c(64 - nbits, t64)), _c((1 << rest_bits) - 1, t64))
     gap = b.uitofp(b.sub(_c(1 << rest_bits, t64), rest), tf)
     threshold = b.fsub(b.fmul(gap, _pow2(b, b.sub(q, _c(nbits, ti)), n)), low)
-    up = b.and_(ln.amb, b.fcmp_ordered(">=", e, threshold))
+    amb = b.and_(ln.amb, b.icmp_signed("<", ln.a, _c(0x7F800000, ti)))  # finite sums only
+    up = b.and_(amb, b.fcmp_ordered(">=", e, threshold))
     d = b.sub(b.add(q, _c(23, ti)), ex)  # bits of s below the quantum
-    too_wide = b.and_(b.and_(ln.amb, b.icmp_unsigned("!=", ln.a, _c(0, ti))),
+    too_wide = b.and_(b.and_(amb, b.icmp_unsigned("!=", ln.a, _c(0, ti))),
                       b.icmp_signed(">", b.sub(d, k), _c(53, ti)))  # (a zero sum is exact)
     return b.add(ln.t, b.zext(up, ti)), too_wide
 
@@ -193,9 +194,20 @@ def any_lane(b, mask):
     return b.icmp_unsigned("!=", wide, ir.Constant(wide.type, 0))
 
 
-def resolve_all(b, cells: list, gr: Grid, fail) -> list:
+def opaque(b, value):
+    """``value`` through an empty inline-asm statement: the same bits, but a value LLVM cannot
+    identify with the original, so that computations repeated from it are not merged with the
+    original ones (which would keep their results alive across a branch)."""
+    vector = isinstance(value.type, ir.VectorType)
+    fn = ir.FunctionType(value.type, [value.type])
+    return b.asm(fn, "", "=x,0" if vector else "=r,0", [value], side_effect=False)
+
+
+def resolve_all(b, cells: list, gr: Grid, fail, redo=None) -> list:
     """The ``t`` of every cell, ambiguous lanes decided exactly in a branch taken only when
-    some lane of some cell is ambiguous; sets ``*fail`` (i32) where float64 cannot decide."""
+    some lane of some cell is ambiguous; sets ``*fail`` (i32) where float64 cannot decide.
+    ``redo()``, if given, rebuilds the cells inside that branch (from values ``opaque`` hides),
+    so that the common path need not keep each cell's sum, operands and random words alive."""
     if gr.nbits <= gr.k:
         return [ln.t for ln in cells]
     amb = cells[0].amb
@@ -207,7 +219,7 @@ def resolve_all(b, cells: list, gr: Grid, fail) -> list:
     b.cbranch(any_lane(b, amb), slow, join)
     b.position_at_end(slow)
     resolved, bad = [], None
-    for ln in cells:
+    for ln in (redo() if redo is not None else cells):
         t, wide = _resolve(b, ln, gr)
         resolved.append(t)
         bad = wide if bad is None else b.or_(bad, wide)
@@ -224,14 +236,31 @@ def resolve_all(b, cells: list, gr: Grid, fail) -> list:
     return out
 
 
-def finish(b, ln: Lane, t, gr: Grid, g):
-    """The rounded float32 from a lane's (resolved) ``t``: the magnitude, the format's
-    subnormal range shifted back, then overflow, specials and sign (``llvm_round._finish``)."""
-    n = lanes(ln.s)
-    ti, tf = _vec(_I32, n), ln.s.type
+def _magnitude(b, ln: Lane, t, gr: Grid):
+    """The rounded magnitude's bits from a lane's (resolved) ``t`` (the format's subnormal
+    range shifted back)."""
+    ti, tf = ln.a.type, ln.s.type
     r = b.and_(t, _c(~((1 << gr.sh) - 1), ti))
     back = b.bitcast(b.fsub(b.bitcast(r, tf), b.bitcast(gr.minnorm, tf)), ti)
-    out = b.select(ln.small, back, r)
+    return b.select(ln.small, back, r)
+
+
+def finish(b, ln: Lane, t, gr: Grid, g):
+    """The rounded float32 from a lane's (resolved) ``t``: the magnitude, then overflow,
+    specials and sign (``llvm_round._finish``)."""
+    n = lanes(ln.s)
     max_bits, over, inf_bits, negzero = (splat(b, g[i], n) for i in (3, 4, 6, 8))
-    sign = b.xor(b.bitcast(ln.s, ti), ln.a)
-    return _finish(b, out, ln.a, sign, over, max_bits, inf_bits, negzero)
+    sign = b.xor(b.bitcast(ln.s, ln.a.type), ln.a)
+    return _finish(b, _magnitude(b, ln, t, gr), ln.a, sign, over, max_bits, inf_bits, negzero)
+
+
+def finish_unchecked(b, ln: Lane, t, gr: Grid):
+    """``finish`` without the overflow and special selects: (the float32, its magnitude's
+    bits). Right wherever that magnitude is at most the format's largest value (``g[3]``);
+    an overflow, or an infinite or NaN sum, gives a magnitude above it (a pattern at or past
+    infinity's, its low bits cleared, stays there), which ``kernels_gemm_micro``'s lazy plan
+    catches with one unsigned maximum. The sign is kept on zeros: the fast path's formats all
+    have ``-0``."""
+    mag = _magnitude(b, ln, t, gr)
+    sign = b.xor(b.bitcast(ln.s, ln.a.type), ln.a)
+    return b.bitcast(b.or_(mag, sign), ln.s.type), mag
