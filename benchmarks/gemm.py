@@ -63,6 +63,12 @@ def cases():
             format="fp16", rounding=Rounding.TOWARD_ZERO))),
         ("e4m3 operands, e5m2 acc round-to-odd", Datapath(a="e4m3fn", b="e4m3fn", accumulation=s(
             format="e5m2", rounding=Rounding.TO_ODD))),
+        ("fp16 operands, fp16 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(
+            format="fp16", rounding=Rounding.STOCHASTIC))),
+        ("fp16 operands, bf16 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(
+            format="bf16", rounding=Rounding.STOCHASTIC))),
+        ("fp32 acc toward zero (generic kernel)", Datapath(a="fp16", b="fp16", accumulation=s(
+            format="binary32", rounding=Rounding.TOWARD_ZERO))),
         ("fp16 chunked c=64 (fp16 in, fp32 out)", Datapath(a="fp16", b="fp16", accumulation=Chunked(
             chunk=64, inner=s(format="fp16"), outer=s(format="binary32")))),
         ("int4 x int4 -> int32", Datapath(a="int4", b="int4", accumulation=IntegerAccumulation())),
