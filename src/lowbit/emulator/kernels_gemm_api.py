@@ -50,6 +50,9 @@ def accumulator_kind(seq, inner: bool = False) -> tuple[int, tuple[int, ...]] | 
         return 1, (0,) * 9
     if seq.rounding == Rounding.STOCHASTIC:
         return _stochastic(seq, fmt, m, emin, emax) if inner else None
+    if (ieee and (m, emin, emax) == (23, -126, 127) and inner and X86
+            and seq.rounding in _HOST_MODES):
+        return 8, (0,) * 9
     if seq.rounding != Rounding.NEAREST_EVEN:
         return _kind3(seq, fmt, m, emin, emax)
     if ieee and (m, emin, emax) == (23, -126, 127):
@@ -74,6 +77,9 @@ def rne_kind(fmt: FloatFormat) -> tuple[int, tuple[int, ...]]:
               0, 0)
     return (4 if cap <= 127 else 5 if emin == -126 else 2), params
 
+
+#: Modes of binary32 steps inside a block that the host's own addition gives (kind 8).
+_HOST_MODES = (Rounding.TOWARD_ZERO, Rounding.UP, Rounding.DOWN, Rounding.TO_ODD)
 
 _KIND3_MODES = (Rounding.NEAREST_AWAY, Rounding.TOWARD_ZERO, Rounding.UP, Rounding.DOWN,
                 Rounding.TO_ODD)
@@ -162,8 +168,8 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
     inner_emax = inner.format.binary_exponent_range[1]
     if (kin[0] in (3, 6) and top > 125) or (kout[0] in (3, 6) and inner_emax > 125):
         return False  # a float32 sum could overflow: the generic kernel
-    if kin[0] == 7 and (top > 125 or inner_emax > 125
-                        and top > inner_emax - inner.format.mantissa_bits):
+    if kin[0] in (7, 8) and (top > 125 or inner_emax > 125
+                             and top > inner_emax - inner.format.mantissa_bits):
         return False  # (a truncated sum would stop at float32's largest value, not overflow)
     from .kernels_gemm_micro import NO_SR, block_shape, micro_kernel, pad, work_items
     directed = inner.rounding != Rounding.NEAREST_EVEN

@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 from .llvm_round import _const, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
-           "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
+           "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode", "MXCSR_RC",
            "restore_mode", "round_unchecked", "odd_sum", "intrinsic_fn", "F16C_IMM", "X86", "flags0",
            "midpoint_flags", "flags_any"]
 
@@ -180,16 +180,22 @@ def intrinsic_fn(module: ir.Module, name: str, ret: ir.Type, args: list) -> ir.F
     return fn if fn is not None else ir.Function(module, ir.FunctionType(ret, args), name)
 
 
-def rz_mode(builder):
-    """Set the host's rounding mode toward zero (x86 MXCSR); returns the slot holding the old
-    control word for ``restore_mode``."""
+#: MXCSR rounding-control bits of the modes a block may run in (``kernels_float`` numbering:
+#: toward zero, up, down).
+MXCSR_RC = {2: 0x6000, 3: 0x4000, 4: 0x2000}
+
+
+def rz_mode(builder, rc: int = 0x6000):
+    """Set the host's rounding mode toward zero (x86 MXCSR), or to the mode of rounding-control
+    bits ``rc`` (``MXCSR_RC``); returns the slot holding the old control word for
+    ``restore_mode``."""
     from numba.core import cgutils
     i8p = ir.IntType(8).as_pointer()
     saved, mode = cgutils.alloca_once(builder, _I32), cgutils.alloca_once(builder, _I32)
     st = intrinsic_fn(builder.module, "llvm.x86.sse.stmxcsr", ir.VoidType(), [i8p])
     ld = intrinsic_fn(builder.module, "llvm.x86.sse.ldmxcsr", ir.VoidType(), [i8p])
     builder.call(st, [builder.bitcast(saved, i8p)])
-    builder.store(builder.or_(builder.load(saved), _c(0x6000)), mode)
+    builder.store(builder.or_(builder.and_(builder.load(saved), _c(~0x6000)), _c(rc)), mode)
     builder.call(ld, [builder.bitcast(mode, i8p)])
     return saved
 
@@ -275,6 +281,8 @@ def round_ir(builder, kind: int, mode: int, s, g, rz: bool = False):
                               clamp_cap=not mode & LEAN_NO_CAP, nan_select=not mode & LEAN_NO_NAN)
     if kind == 6:
         return _emit_directed_magic(builder, mode, s, *g)
+    if kind == 8:  # the host rounded the sum already (``kernels_gemm_micro``'s "host" plan)
+        return s
     return _emit(builder, mode, s, *g)
 
 

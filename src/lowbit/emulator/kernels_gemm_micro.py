@@ -14,6 +14,8 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
 * kind 3: any fast-path format and deterministic mode ``mode`` by ``llvm_round._emit``;
 * kind 6: the same modes by magic constants (``llvm_round._emit_directed_magic``) where they
   stay finite float32 values, as for kind 4;
+* kind 8: binary32 toward zero, up, down (the host's own addition, the block running in that
+  mode) and to odd (``odd_sum_rz``, toward zero); x86 only;
 * kind 7: stochastic rounding with ``mode`` random bits to a format of ``twosum`` mantissa
   bits (both fix shifts in the IR; ``kernels_gemm_sr``; x86 only): the block runs toward zero
   and rounds the truncated sum, its random bits drawn per lane from the Weyl sums the kernel
@@ -57,10 +59,11 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .kernels_gemm_fast import (RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any, make_step,
+from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any, make_step,
                                intrinsic_fn, midpoint_flags, odd_sum, odd_sum_rz, restore_mode,
                                round_ir, round_unchecked, rz_mode)
 from .llvm_round import splat
+from .kernels_float import DOWN, TO_ODD
 from .rng import WEYL
 from . import kernels_gemm_sr as sr
 from .kernels_gemm_sr import SR_KIND, weyl_start, wrap_steps
@@ -74,6 +77,8 @@ LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts s
 #: instructions take 4 x 3; heavier ones 5 x 2, whose fewer live vectors leave registers for the
 #: rounding's constants (measured: e4m3fn accumulators 8.7-9.2 against 5.7-6.1 GMAC/s).
 LIGHT_SHAPE, HEAVY_SHAPE = (4, 3), (5, 2)
+#: The step kind of binary32 in a directed mode by the host's own rounding.
+HOST_KIND = 8
 SR_SHAPE = (2, 2)
 SPEC = 4          # k-steps per speculative span (see ``_make_block``)
 
@@ -95,6 +100,17 @@ def _fmuladd(module: ir.Module) -> ir.Function:
     """``llvm.fmuladd`` on float32 vectors: one FMA instruction where the host has one, else a
     multiply and an add (identical results here: every product is exact in float32)."""
     return intrinsic_fn(module, f"llvm.fmuladd.v{LANES}f32", _VEC, [_VEC] * 3)
+
+
+def _plus_zero(builder, acc, p):
+    """``acc + p`` in the host's (downward) mode, with the sign of an exact zero as lowbit's
+    generic kernels give it: negative only when both terms are (IEEE gives -0 downward)."""
+    s = builder.fadd(acc, p)
+    ti = ir.VectorType(ir.IntType(32), LANES)
+    sign = builder.and_(builder.and_(builder.bitcast(acc, ti), builder.bitcast(p, ti)),
+                        ir.Constant(ti, [0x80000000] * LANES))
+    zero = builder.fcmp_ordered("==", s, ir.Constant(s.type, None))
+    return builder.select(zero, builder.bitcast(sign, s.type), s)
 
 
 def _loop(builder, name: str, k_start, k_end, carried, body):
@@ -130,7 +146,8 @@ def block_shape(step: tuple[int, int, int]) -> tuple[int, int]:
     if kind == SR_KIND:
         rb, vb = SR_SHAPE
     else:
-        rb, vb = LIGHT_SHAPE if kind == 0 or (kind == 1 and not twosum) else HEAVY_SHAPE
+        light = kind in (0, HOST_KIND) or (kind == 1 and not twosum)
+        rb, vb = LIGHT_SHAPE if light else HEAVY_SHAPE
     return rb, vb * LANES
 
 
@@ -152,10 +169,14 @@ def exactness_plan(kind: int, twosum: int) -> str:
     (the float32 sum cannot mislead: no fix), ``"rz"`` (the block runs with the host rounding
     toward zero and ``odd_sum_rz`` rounds each sum to odd: x86 hosts, kinds whose rounding does
     not depend on the host's mode), ``"speculate"`` (the other round-to-nearest-even kinds),
-    ``"twosum"`` (round to odd by TwoSum at every step) or ``"truncate"`` (stochastic rounding:
-    toward zero, the truncated sum itself; ``kernels_gemm_sr``)."""
+    ``"twosum"`` (round to odd by TwoSum at every step), ``"truncate"`` (stochastic rounding:
+    toward zero, the truncated sum itself; ``kernels_gemm_sr``) or ``"host"`` (binary32 in a
+    directed mode: the block runs in it, and the host's sum is the step; to odd runs toward
+    zero with ``odd_sum_rz``)."""
     if kind == SR_KIND:
         return "truncate"
+    if kind == HOST_KIND:
+        return "host"
     if not twosum:
         return "plain"
     if kind in RZ_KINDS and X86:  # (kind 1 in a directed mode only exists on x86)
@@ -178,6 +199,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
     Kind 5 inner steps carry their shift in ``mode`` (0: read it from ``g``)."""
     plan = exactness_plan(kind, twosum)
     rz, speculate, truncate = plan == "rz", plan == "speculate", plan == "truncate"
+    host = plan == "host"
     lazy = overflow_plan(kind, twosum) == "lazy"
 
     @intrinsic
@@ -218,8 +240,14 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 asks (``round_ir`` then rounds them once)."""
                 bcast, strips = operands(k)
                 where = [(r, v) for r in rows for v in range(VB)]
-                if rz:  # (an FMA for the sum would keep every product live: spills)
+                if rz or host and mode == TO_ODD:  # (an FMA here would keep every product live)
                     return [odd_sum_rz(builder, x, builder.fmul(bcast[r], strips[v]))
+                            for x, (r, v) in zip(accs, where)]
+                if host and mode == DOWN:  # an exact zero is -0 downward; lowbit's is +0
+                    return [_plus_zero(builder, x, builder.fmul(bcast[r], strips[v]))
+                            for x, (r, v) in zip(accs, where)]
+                if host:
+                    return [builder.fadd(x, builder.fmul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
                 if twosum:  # TwoSum needs the product itself
                     return [odd_sum(builder, x, builder.fmul(bcast[r], strips[v]))
@@ -365,8 +393,9 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 fail_ptr = builder.gep(builder.bitcast(weyl_d, ir.IntType(32).as_pointer()),
                                        [ir.Constant(_I64, RB * WIDTH)])
                 fail0 = builder.load(fail_ptr)
-            if rz or truncate:
-                host_mode = rz_mode(builder)
+            if rz or truncate or host:
+                host_mode = rz_mode(builder, MXCSR_RC[mode] if host and mode != TO_ODD
+                                    else MXCSR_RC[2])
             entry = builder.block
             work = builder.append_basic_block("block.work")
             done = builder.append_basic_block("block.done")
@@ -385,7 +414,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 out.add_incoming(x0, entry)
                 out.add_incoming(x1, last)
                 outs.append(out)
-            if rz or truncate:
+            if rz or truncate or host:
                 restore_mode(builder, host_mode)
             for out, o in zip(outs, offsets):
                 builder.store(out, _vec_ptr(builder, acc_d, o), align=4)

@@ -1,0 +1,83 @@
+"""binary32 accumulators toward zero, up, down and to odd in the fast kernels (step kind 8).
+
+The register block runs with the host (x86 MXCSR) in the step's mode, so the float32 sum of an
+exact product is the step itself (to odd: ``odd_sum_rz`` toward zero). These tests hold it to
+the generic kernel bit for bit (signs of zero included: IEEE gives -0 for an exact zero
+downward, lowbit +0 unless both terms are -0) and to the Fraction replay, with overflow from
+an accumulator at float32's largest value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_gemm_oracle import replay
+from test_gemm_sr import fast_taken
+
+from lowbit import Rounding, quantize
+from lowbit.emulator.datapath import Chunked, Datapath, Sequential
+from lowbit.emulator.gemm import gemm
+from lowbit.emulator.kernels_gemm_fast import X86
+
+R = Rounding
+MODES = [R.TOWARD_ZERO, R.UP, R.DOWN, R.TO_ODD]
+pytestmark = pytest.mark.skipif(not X86, reason="kind 8 sets the host's rounding mode: x86 only")
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def operands(seed: int, m: int = 19, k: int = 300, n: int = 21):
+    """fp16 operands with zero and -0 columns, an exactly cancelling pair, and C rows at
+    +-float32's largest value (so that steps overflow, or step back from it) and -0."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    a[:, :5] = 0.0
+    a[0, 5:] = -0.0
+    b[:, 0] = -0.0
+    a[4, 10], a[4, 11] = 1e4, -1e4
+    c = rng.standard_normal((m, n))
+    c[1], c[2], c[3] = F32_MAX, -F32_MAX, -0.0
+    return a, b, c
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_equals_generic_kernel(monkeypatch, mode, chunked):
+    a, b, c = operands(int(mode))
+    acc = Sequential(format="binary32", rounding=mode)
+    if chunked:
+        acc = Chunked(chunk=16, inner=acc, outer=Sequential(format="binary32"))
+    dp = Datapath(a="fp16", b="fp16", accumulation=acc)
+    seen = fast_taken(monkeypatch)
+    fast = gemm(a, b, dp, C=c)
+    assert seen == [True]
+    generic, _ = gemm(a, b, dp, C=c, counters=True)
+    assert np.array_equal(fast, generic, equal_nan=True)
+    assert np.array_equal(np.signbit(fast), np.signbit(generic))
+    nearest = gemm(a, b, Datapath(a="fp16", b="fp16", accumulation=Sequential(format="binary32")),
+                   C=c)
+    assert not np.array_equal(fast, nearest)  # the mode is in force
+
+
+def test_exact_zero_signs_downward():
+    """From C = -0: x + (-x) is +0, (-0) + (-0) is -0 and (-0) + 0 is +0, as in the generic
+    kernels, in every mode (IEEE downward would give -0 for all three)."""
+    a = np.array([[1.0, -1.0], [-0.0, -0.0], [0.0, -0.0]])
+    b = np.array([[1.0], [1.0]])
+    for mode in MODES:
+        dp = Datapath(a="fp16", b="fp16", accumulation=Sequential(format="binary32",
+                                                                  rounding=mode))
+        got = gemm(a, b, dp, C=np.full((3, 1), -0.0))[:, 0]
+        assert list(np.signbit(got)) == [False, True, False], mode
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_equals_fraction_replay(mode):
+    rng = np.random.default_rng(4)
+    a = quantize(rng.standard_normal((3, 50)) * 2.0 ** rng.integers(-10, 10, (3, 50)), "fp16")
+    b = quantize(rng.standard_normal((50, 5)), "fp16")
+    acc = Sequential(format="binary32", rounding=mode)
+    dp = Datapath(a="fp16", b="fp16", accumulation=acc)
+    got = gemm(a, b, dp)
+    for i in range(3):
+        for j in range(5):
+            assert got[i, j] == float(replay(acc, a, b, None, dp.product, i, j, 5, 50))
