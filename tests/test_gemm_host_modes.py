@@ -1,4 +1,5 @@
-"""binary32 accumulators toward zero, up, down and to odd in the fast kernels (step kind 8).
+"""Directed modes of float32-range accumulators in the fast kernels: binary32 (step kind 8),
+bf16 and tf32 (kind 3 with bounded products).
 
 The register block runs with the host (x86 MXCSR) in the step's mode, so the float32 sum of an
 exact product is the step itself (to odd: ``odd_sum_rz`` toward zero). These tests hold it to
@@ -81,3 +82,25 @@ def test_equals_fraction_replay(mode):
     for i in range(3):
         for j in range(5):
             assert got[i, j] == float(replay(acc, a, b, None, dp.product, i, j, 5, 50))
+
+
+@pytest.mark.parametrize("mode", MODES + [R.NEAREST_AWAY])
+@pytest.mark.parametrize(("fmt", "scale"), [("bf16", 2.0**-70), ("tf32", 1.0), ("bf16", 2.0**25)])
+def test_float32_range_formats_in_directed_modes(monkeypatch, mode, fmt, scale):
+    """bf16 and tf32 accumulators (float32's exponent range) take the integer rounder (kind
+    3) where products stay below the gap between their largest value and 2^128, so that no
+    float32 sum overflows: over bf16's subnormals (operands whose products reach 2^-148), near
+    its largest value (C at +-3.3e38), and with fp16 operands."""
+    from test_gemm_sr import TINY
+    ops = "fp16" if fmt == "tf32" else TINY
+    rng = np.random.default_rng(int(mode))
+    a, b = rng.standard_normal((19, 300)) * scale, rng.standard_normal((300, 21)) * scale
+    c = rng.standard_normal((19, 21)) * scale**2
+    c[1], c[2] = 3.3e38, -3.3e38
+    dp = Datapath(a=ops, b=ops, accumulation=Sequential(format=fmt, rounding=mode))
+    seen = fast_taken(monkeypatch)
+    fast = gemm(a, b, dp, C=c)
+    assert seen == [True]
+    generic, _ = gemm(a, b, dp, C=c, counters=True)
+    assert np.array_equal(fast, generic, equal_nan=True)
+    assert np.array_equal(np.signbit(fast), np.signbit(generic))

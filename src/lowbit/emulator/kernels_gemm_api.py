@@ -87,11 +87,14 @@ _KIND3_MODES = (Rounding.NEAREST_AWAY, Rounding.TOWARD_ZERO, Rounding.UP, Roundi
 
 def _kind3(seq, fmt, m, emin, emax):
     """Deterministic non-RNE modes through ``llvm_round.ROUNDERS``: the format must leave float32
-    two bits below its finest quantum (one for directed modes), and ``emax <= 125`` keeps every
-    sum of two accumulator values or products finite in float32."""
+    two bits below its finest quantum (one for directed modes), and fit float32's exponent
+    range; ``fast_run`` keeps every sum finite in float32 (``emax <= 125`` and products below
+    ``2^125``, or products below ``2^(emax - m)``, the gap between the largest value and
+    ``2^(emax + 1)``)."""
     if seq.rounding not in _KIND3_MODES:
         return None
-    if not _fits_directed(fmt, m, emin, emax, 2 if seq.rounding == Rounding.NEAREST_AWAY else 1):
+    if not _fits_directed(fmt, m, emin, emax, 2 if seq.rounding == Rounding.NEAREST_AWAY else 1,
+                          127):
         return None
     kind = 6 if magic_rne_ok(m, emax, True) else 3
     return kind, tuple(int(v) for v in _f32_params(fmt, seq.rounding))
@@ -166,11 +169,14 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
     if kin is None or kout is None:
         return False
     inner_emax = inner.format.binary_exponent_range[1]
-    if (kin[0] in (3, 6) and top > 125) or (kout[0] in (3, 6) and inner_emax > 125):
-        return False  # a float32 sum could overflow: the generic kernel
-    if kin[0] in (7, 8) and (top > 125 or inner_emax > 125
-                             and top > inner_emax - inner.format.mantissa_bits):
-        return False  # (a truncated sum would stop at float32's largest value, not overflow)
+    outer_emax = outer.format.binary_exponent_range[1] if outer is not None else 0
+    if kout[0] in (3, 6) and max(inner_emax, outer_emax) > 125:
+        return False  # a float32 sum of two accumulator values could overflow
+    if kin[0] in (3, 6, 7, 8) and (top > 125 or inner_emax > 125
+                                   and top > inner_emax - inner.format.mantissa_bits):
+        # a float32 sum could overflow (truncated, it would stop at float32's largest value):
+        # products must stay below the gap between the format's largest value and 2^128
+        return False
     from .kernels_gemm_micro import NO_SR, block_shape, micro_kernel, pad, work_items
     directed = inner.rounding != Rounding.NEAREST_EVEN
     twosum = int(kin[0] in (3, 6) or directed or _needs_twosum(operands, inner.format))
