@@ -16,6 +16,7 @@ import lowbit
 from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
 from lowbit.emulator.kernels_gemm_api import accumulator_kind
+from lowbit.emulator.kernels_gemm_fast import X86
 from lowbit.formats import FORMATS, FloatFormat, Rounding
 
 R = Rounding
@@ -70,9 +71,18 @@ def test_kind_selection():
     assert accumulator_kind(Sequential(format="fp16", rounding=R.TOWARD_ZERO))[0] == 6
     assert accumulator_kind(Sequential(format=FloatFormat(  # 2^(116 + 1 + 20) overflows
         name="e7m3_b10", exponent_bits=7, mantissa_bits=3, bias=10), rounding=R.UP))[0] == 3
-    assert accumulator_kind(Sequential(format="bf16", rounding=R.UP)) is None  # emax 127
+    # emax 127: kind 3, with products bounded by fast_run (test_gemm_host_modes)
+    assert accumulator_kind(Sequential(format="bf16", rounding=R.UP))[0] == 3
+    # outer steps (scalar, outside a block): no host mode, no stochastic stream
     assert accumulator_kind(Sequential(format="binary32", rounding=R.DOWN)) is None
     assert accumulator_kind(Sequential(format="fp16", rounding=R.STOCHASTIC)) is None
+    if X86:
+        inner = [accumulator_kind(Sequential(format=f, rounding=r), inner=True)[0]
+                 for f, r in (("binary32", R.DOWN), ("fp16", R.STOCHASTIC))]
+        assert inner == [8, 7]
+    # 62 random bits beyond 23 - 22 = 1 bit: ambiguous lanes would not resolve in float64
+    wide = FloatFormat(name="e5m22", exponent_bits=5, mantissa_bits=22, bias=15)
+    assert accumulator_kind(Sequential(format=wide, rounding=R.STOCHASTIC), inner=True) is None
 
 
 @pytest.mark.parametrize("mode", DETERMINISTIC)
