@@ -301,3 +301,23 @@ def test_undecidable_lane_hands_back_to_generic(monkeypatch):
     assert seen == [False]
     generic, _ = gemm(a, b, dp, counters=True)
     assert np.array_equal(got, generic)
+
+
+def test_promoted_and_scaled_slices_keep_global_indices(monkeypatch):
+    """A stochastic inner step inside a promotion or a per-K-block scaling runs on K-slices:
+    the fast kernel is given each slice's global k (stream index ``e * K + k``), so it matches
+    the generic kernel slice by slice."""
+    from lowbit.emulator.datapath import Promoted, Scaling
+    rng = np.random.default_rng(12)
+    a, b = rng.standard_normal((9, 200)), rng.standard_normal((200, 11))
+    inner = Sequential(format="fp16", rounding=R.STOCHASTIC, seed=6)
+    cases = [(Datapath(a="fp16", b="fp16", accumulation=Promoted(
+        interval=48, inner=inner, outer=Sequential(format="binary32"))), {}),
+        (Datapath(a="fp16", b="fp16", accumulation=inner, scaling=Scaling(block_k=64)),
+         {"scale_a": 2.0 ** rng.integers(-3, 3, (9, 4)), "scale_b": 0.5})]
+    for dp, scales in cases:
+        seen = fast_taken(monkeypatch)
+        fast = gemm(a, b, dp, **scales)
+        assert seen and all(seen)
+        generic, _ = gemm(a, b, dp, counters=True, **scales)
+        assert np.array_equal(fast, generic)
