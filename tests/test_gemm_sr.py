@@ -90,7 +90,8 @@ def harness(mantissa_bits: int, nbits: int):
             fail_d = context.make_array(i1)(context, builder, args[5]).data
 
             def at(ptr, ty):
-                return builder.bitcast(builder.gep(ptr, [args[6]]), ir.VectorType(ty, 8).as_pointer())
+                vec = ir.VectorType(ty, 8).as_pointer()
+                return builder.bitcast(builder.gep(ptr, [args[6]]), vec)
 
             f32, i32 = ir.FloatType(), ir.IntType(32)
             # as in a block: the mode is set in a basic block of its own, before the loads and

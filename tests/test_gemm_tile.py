@@ -268,3 +268,34 @@ def test_fast_equals_generic_with_special_and_huge_c(acc):
         fast = gemm(a, b, dp, C=c)
         slow, _ = gemm(a, b, dp, C=c, counters=True)
         assert _same(fast, slow), (acc, extra)
+
+
+@pytest.mark.parametrize(("ops", "acc"), [("e5m2", "e5m2"), ("e5m2", "e3m4"), ("e4m3fn", "e4m3fn")])
+def test_tiny_accumulator_lost_under_a_midpoint_product(ops, acc):
+    """An accumulator value too small to survive the float32 sum with a product that is itself
+    a midpoint of the accumulator grid (found by hypothesis: -2^-11 * 1.25 + 30720 into e5m2,
+    whose float32 sum is the midpoint 30720, while the exact sum rounds down to 28672). Formats
+    whose range allows it (e5m2) take the round-to-odd fix; the others (e4m3fn, e3m4) cannot
+    lose a nonzero accumulator value that way, and must stay on the plain plan."""
+    from lowbit.emulator.kernels_gemm_api import _needs_twosum
+    fmt = FORMATS[acc]
+    m = fmt.mantissa_bits
+    emin, emax = fmt.binary_exponent_range
+    lost_possible = emax - emin + m > 22
+    assert _needs_twosum((FORMATS[ops], FORMATS[ops]), fmt) == lost_possible
+    tiny = float(fmt.min_subnormal)
+    # the largest product of two operand values under the accumulator's largest value that is
+    # a midpoint of its grid rounding up (ties to even), so that a hair below it rounds down
+    vals = FORMATS[ops].values()
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    x, y = np.meshgrid(vals, vals)
+    p = (x * y).ravel()
+    keep = p <= float(fmt.max)
+    x, y, p = x.ravel()[keep], y.ravel()[keep], p[keep]
+    grid = lowbit.quantize(p, acc)
+    mid = (grid > p) & (lowbit.quantize(p * (1 - 2.0**-30), acc) != grid)
+    i = int(np.argmax(np.where(mid, p, 0.0)))
+    dp = Datapath(a=ops, b=ops, accumulation=Sequential(format=acc))
+    got = gemm(np.array([[x[i]]]), np.array([[y[i]]]), dp, C=np.array([[-tiny]]))[0, 0]
+    assert Fraction(p[i]) - Fraction(tiny) == Fraction(p[i] - tiny)  # float64 holds it
+    assert got == float(lowbit.quantize(np.array([p[i] - tiny]), acc)[0])

@@ -135,12 +135,24 @@ def _product_top(operands) -> int | None:
 
 def _needs_twosum(operands, fmt: FloatFormat) -> bool:
     """Whether the float32 sum of a product and an accumulator value may round onto a midpoint
-    of the accumulator grid (then it is rounded to odd first). With ``s`` product bits and ``m``
-    accumulator mantissa bits, a misleading float32 sum needs a product or accumulator value
-    spanning ``23 - m`` bits or more; ``s + m <= 22`` and ``m <= 10`` rule both out."""
+    of the accumulator grid although the exact sum is not one (then it is rounded to odd
+    first). With ``s`` product bits and ``m`` accumulator mantissa bits:
+
+    * a sum whose smaller term is partly cut off needs that term to span ``23 - m`` bits or
+      more; ``s + m <= 22`` and ``m <= 10`` rule that out;
+    * a nonzero accumulator value lost entirely under a product that is itself a midpoint
+      (which takes ``s >= m + 2`` bits), e.g. ``-2^-11 + 30720`` into e5m2, whose float32 sum
+      is the midpoint 30720 while the exact sum rounds down: ruled out when the smallest
+      accumulator value, ``2^(emin - m)``, is at least half a float32 unit of every sum below
+      the overflow threshold, ``emax - emin + m <= 22`` (two bits of margin).
+    """
     from .datapath import _significand_range
     sp = _significand_range(operands[0])[0] + _significand_range(operands[1])[0]
-    return not (sp + fmt.mantissa_bits <= 22 and fmt.mantissa_bits <= 10)
+    m = fmt.mantissa_bits
+    emin, emax = fmt.binary_exponent_range
+    cut = not (sp + m <= 22 and m <= 10)
+    lost = sp >= m + 2 and emax - emin + m > 22
+    return cut or lost
 
 
 def _lean_flags(params, top: int, emax: int, c) -> int:

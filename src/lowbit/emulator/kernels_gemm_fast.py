@@ -24,9 +24,9 @@ from numba.extending import intrinsic
 from .llvm_round import _const, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
-           "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode", "MXCSR_RC",
-           "restore_mode", "round_unchecked", "odd_sum", "intrinsic_fn", "F16C_IMM", "X86", "flags0",
-           "midpoint_flags", "flags_any"]
+           "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
+           "MXCSR_RC", "restore_mode", "round_unchecked", "odd_sum", "intrinsic_fn", "F16C_IMM",
+           "X86", "flags0", "midpoint_flags", "flags_any"]
 
 _I32 = ir.IntType(32)
 #: The host is x86 (MXCSR, ``vcvtps2ph``): ``rz_mode`` and the directed kind-1 steps exist.

@@ -14,12 +14,12 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
 * kind 3: any fast-path format and deterministic mode ``mode`` by ``llvm_round._emit``;
 * kind 6: the same modes by magic constants (``llvm_round._emit_directed_magic``) where they
   stay finite float32 values, as for kind 4;
-* kind 8: binary32 toward zero, up, down (the host's own addition, the block running in that
-  mode) and to odd (``odd_sum_rz``, toward zero); x86 only;
 * kind 7: stochastic rounding with ``mode`` random bits to a format of ``twosum`` mantissa
   bits (both fix shifts in the IR; ``kernels_gemm_sr``; x86 only): the block runs toward zero
   and rounds the truncated sum, its random bits drawn per lane from the Weyl sums the kernel
-  writes for each block call.
+  writes for each block call;
+* kind 8: binary32 toward zero, up, down (the host's own addition, the block running in that
+  mode) and to odd (``odd_sum_rz``, toward zero); x86 only.
 
 ``twosum=1`` rounds the float32 sum to odd first (needed unless the float32 sum provably cannot
 mislead the following rounding: ``kernels_gemm_api``). ``exactness_plan`` picks how:
@@ -59,14 +59,14 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any, make_step,
-                               intrinsic_fn, midpoint_flags, odd_sum, odd_sum_rz, restore_mode,
-                               round_ir, round_unchecked, rz_mode)
-from .llvm_round import splat
-from .kernels_float import DOWN, TO_ODD
-from .rng import WEYL
 from . import kernels_gemm_sr as sr
+from .kernels_float import DOWN, TO_ODD
+from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any,
+                               intrinsic_fn, make_step, midpoint_flags, odd_sum, odd_sum_rz,
+                               restore_mode, round_ir, round_unchecked, rz_mode)
 from .kernels_gemm_sr import SR_KIND, weyl_start, wrap_steps
+from .llvm_round import splat
+from .rng import WEYL
 from .scratch import scratch
 
 __all__ = ["micro_kernel", "block_shape", "exactness_plan", "overflow_plan", "pad", "LANES"]
@@ -77,9 +77,11 @@ LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts s
 #: instructions take 4 x 3; heavier ones 5 x 2, whose fewer live vectors leave registers for the
 #: rounding's constants (measured: e4m3fn accumulators 8.7-9.2 against 5.7-6.1 GMAC/s).
 LIGHT_SHAPE, HEAVY_SHAPE = (4, 3), (5, 2)
+#: Stochastic steps (about 35 instructions per vector, a dozen constants): 2 x 2 (measured
+#: against 3 x 2, 4 x 1, 2 x 3 and 4 x 2 on one thread: within the noise, fewest spills).
+SR_SHAPE = (2, 2)
 #: The step kind of binary32 in a directed mode by the host's own rounding.
 HOST_KIND = 8
-SR_SHAPE = (2, 2)
 SPEC = 4          # k-steps per speculative span (see ``_make_block``)
 
 _I64 = ir.IntType(64)
@@ -246,7 +248,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 if host and mode == DOWN:  # an exact zero is -0 downward; lowbit's is +0
                     return [_plus_zero(builder, x, builder.fmul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
-                if host:
+                if host:  # (``llvm.fmuladd`` gave round-to-nearest sums under a changed mode)
                     return [builder.fadd(x, builder.fmul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
                 if twosum:  # TwoSum needs the product itself

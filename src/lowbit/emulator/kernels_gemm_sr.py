@@ -50,8 +50,7 @@ from .llvm_round import _c, _finish, finalise32, lanes, splat
 from .rng import LANE, WEYL, WEYL_HI
 
 __all__ = ["SR_KIND", "Lane", "Grid", "grid", "decide", "resolve_all", "opaque", "finish",
-           "finish_unchecked", "weyl_start",
-           "wrap_steps", "exact_resolution_ok", "any_lane"]
+           "finish_unchecked", "weyl_start", "wrap_steps", "exact_resolution_ok", "any_lane"]
 
 #: The step kind of stochastic rounding in ``kernels_gemm_micro``.
 SR_KIND = 7
@@ -122,7 +121,7 @@ class Grid(NamedTuple):
     m: object
     emin: object
     minnorm: object  #: bits of 2^emin
-    sh: int          #: 23 - m when known statically, else None
+    sh: int          #: 23 - m: bits of a float32 below the format's quantum
     k: int           #: random bits read from the high word (min(N, 23 - m))
     nbits: int
 
