@@ -322,3 +322,23 @@ def test_promoted_and_scaled_slices_keep_global_indices(monkeypatch):
         assert seen and all(seen)
         generic, _ = gemm(a, b, dp, counters=True, **scales)
         assert np.array_equal(fast, generic)
+
+
+def test_overflow_and_special_lanes(monkeypatch):
+    """Lanes that overflow fp16 mid-way (the lazy check reruns their block with the full
+    step), and NaN and infinite entries of C beside finite ones."""
+    rng = np.random.default_rng(13)
+    a, b = rng.standard_normal((10, 120)), rng.standard_normal((120, 20))
+    a[2, 30], a[2, 31] = 250.0, -250.0   # past 65504 at k = 30, back at k = 31 (inf stays)
+    b[30, :], b[31, :] = 300.0, 300.0
+    c = rng.standard_normal((10, 20))
+    c[3, 4], c[7, 11], c[0, 0] = np.nan, np.inf, -np.inf
+    dp = Datapath(a="fp16", b="fp16", accumulation=Sequential(format="fp16",
+                                                              rounding=R.STOCHASTIC))
+    seen = fast_taken(monkeypatch)
+    fast = gemm(a, b, dp, C=c)
+    assert seen == [True]
+    generic, counters = gemm(a, b, dp, C=c, counters=True)
+    assert counters.overflows > 0
+    assert np.array_equal(fast, generic, equal_nan=True)
+    assert np.isinf(fast[2]).all() and np.isfinite(fast[1]).all()
