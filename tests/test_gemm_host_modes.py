@@ -88,15 +88,18 @@ def test_equals_fraction_replay(mode):
 @pytest.mark.parametrize(("fmt", "scale"), [("bf16", 2.0**-70), ("tf32", 1.0), ("bf16", 2.0**25)])
 def test_float32_range_formats_in_directed_modes(monkeypatch, mode, fmt, scale):
     """bf16 and tf32 accumulators (float32's exponent range) take the integer rounder (kind
-    3) where products stay below the gap between their largest value and 2^128, so that no
-    float32 sum overflows: over bf16's subnormals (operands whose products reach 2^-148), near
-    its largest value (C at +-3.3e38), and with fp16 operands."""
+    3; on x86 kind 9, its lazy form, which replays a block with kind 3's step where a value
+    passed the largest one or was not finite) where products stay below the gap between
+    their largest value and 2^128, so that no float32 sum overflows: over bf16's subnormals
+    (operands whose products reach 2^-148), near its largest value (C at +-3.3e38: steps
+    overflow in some modes), with NaN and infinite C entries, and with fp16 operands."""
     from test_gemm_sr import TINY
     ops = "fp16" if fmt == "tf32" else TINY
     rng = np.random.default_rng(int(mode))
     a, b = rng.standard_normal((19, 300)) * scale, rng.standard_normal((300, 21)) * scale
     c = rng.standard_normal((19, 21)) * scale**2
     c[1], c[2] = 3.3e38, -3.3e38
+    c[3, 4], c[5, 6], c[7, 8] = np.nan, np.inf, -np.inf
     dp = Datapath(a=ops, b=ops, accumulation=Sequential(format=fmt, rounding=mode))
     seen = fast_taken(monkeypatch)
     fast = gemm(a, b, dp, C=c)

@@ -97,6 +97,9 @@ def _kind3(seq, fmt, m, emin, emax):
                           127):
         return None
     kind = 6 if magic_rne_ok(m, emax, True) else 3
+    if (kind == 3 and X86 and emin == -126 and fmt.specials == Specials.IEEE
+            and fmt.overflow == Overflow.INFINITY):
+        kind = 9  # bf16, tf32: the lazy integer step (kernels_gemm_micro)
     return kind, tuple(int(v) for v in _f32_params(fmt, seq.rounding))
 
 
@@ -182,16 +185,16 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
         return False
     inner_emax = inner.format.binary_exponent_range[1]
     outer_emax = outer.format.binary_exponent_range[1] if outer is not None else 0
-    if kout[0] in (3, 6) and max(inner_emax, outer_emax) > 125:
+    if kout[0] in (3, 6, 9) and max(inner_emax, outer_emax) > 125:
         return False  # a float32 sum of two accumulator values could overflow
-    if kin[0] in (3, 6, 7, 8) and (top > 125 or inner_emax > 125
+    if kin[0] in (3, 6, 7, 8, 9) and (top > 125 or inner_emax > 125
                                    and top > inner_emax - inner.format.mantissa_bits):
         # a float32 sum could overflow (truncated, it would stop at float32's largest value):
         # products must stay below the gap between the format's largest value and 2^128
         return False
     from .kernels_gemm_micro import NO_SR, block_shape, micro_kernel, pad, work_items
     directed = inner.rounding != Rounding.NEAREST_EVEN
-    twosum = int(kin[0] in (3, 6) or directed or _needs_twosum(operands, inner.format))
+    twosum = int(kin[0] in (3, 6, 9) or directed or _needs_twosum(operands, inner.format))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     g_in, sr = kin[1], NO_SR
     if kin[0] == 4:

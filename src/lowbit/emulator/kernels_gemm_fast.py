@@ -171,7 +171,7 @@ def odd_sum_rz(builder, acc, p):
 #: integer roundings (3, 5), and the directed magic rounder (6), whose neighbour ``lo`` comes
 #: out the same whether the magic addition rounds to nearest or truncates. Kinds 2 and 4 rely
 #: on a rounding-to-nearest addition.
-RZ_KINDS = (1, 3, 5, 6)
+RZ_KINDS = (1, 3, 5, 6, 9)
 
 
 def intrinsic_fn(module: ir.Module, name: str, ret: ir.Type, args: list) -> ir.Function:
@@ -237,6 +237,8 @@ def round_unchecked(builder, kind: int, x, g, sh: int | None = None):
         a = builder.and_(b, _c(0x7FFFFFFF, x))
         r = magic_round_abs(builder, a, splat(builder, g[0], n), splat(builder, g[4], n), None)
         return builder.bitcast(builder.or_(r, builder.xor(b, a)), tf), r
+    if kind == 9:
+        return _directed_bits(builder, sh, x, g)
     if kind != 5:
         raise ValueError(f"kind {kind} has no unchecked rounding")
     # round_bits_ir's integer RNE on the signed pattern: no carry reaches the sign bit below
@@ -246,6 +248,38 @@ def round_unchecked(builder, kind: int, x, g, sh: int | None = None):
     lsb = builder.and_(builder.lshr(b, shift), _c(1, x))
     r = builder.add(builder.add(b, builder.sub(builder.lshr(unit, _c(1, x)), _c(1, x))), lsb)
     r = builder.and_(r, builder.not_(builder.sub(unit, _c(1, x))))
+    return builder.bitcast(r, tf), builder.shl(b, _c(1, x))
+
+
+def _directed_bits(builder, mode: int, x, g):
+    """Kind 9's lazy step: the deterministic non-RNE mode ``mode`` to a format whose grid is
+    float32's bit patterns cut at ``23 - m`` bits (``g[0] = m``; bf16, tf32: smallest normal
+    2^-126, IEEE, infinities), by integer operations on the signed pattern of the round-to-odd
+    sum ``x``: the magnitude truncated, plus one unit where the mode rounds away (a carry may
+    reach infinity's pattern, as the mode's overflow wants). (the float32, the input's bits
+    doubled): NaN and infinite inputs, and anything past the largest value, show up there
+    (compare with ``2 * g[3]``), and the block reruns with ``_emit``."""
+    from .kernels_float import DOWN, NEAREST_AWAY, TO_ODD, TOWARD_ZERO, UP
+    n = lanes(x)
+    ti, tf = _int_type(x), _float_type(x)
+    b = builder.bitcast(x, ti)
+    unit = builder.shl(_c(1, x), builder.sub(_c(23, x), splat(builder, g[0], n)))
+    mask = builder.sub(unit, _c(1, x))
+    kept = builder.and_(b, builder.not_(mask))
+    inexact = builder.icmp_unsigned("!=", builder.and_(b, mask), _c(0, x))
+    zero = _c(0, x)
+    if mode == TOWARD_ZERO:
+        r = kept
+    elif mode in (UP, DOWN):
+        negative = builder.icmp_signed("<", b, zero)
+        away = builder.and_(inexact, negative if mode == DOWN else builder.not_(negative))
+        r = builder.add(kept, builder.select(away, unit, zero))
+    elif mode == TO_ODD:
+        r = builder.or_(kept, builder.select(inexact, unit, zero))
+    elif mode == NEAREST_AWAY:
+        r = builder.and_(builder.add(b, builder.lshr(unit, _c(1, x))), builder.not_(mask))
+    else:
+        raise ValueError(f"kind 9 takes no mode {mode}")
     return builder.bitcast(r, tf), builder.shl(b, _c(1, x))
 
 
@@ -283,7 +317,7 @@ def round_ir(builder, kind: int, mode: int, s, g, rz: bool = False):
         return _emit_directed_magic(builder, mode, s, *g)
     if kind == 8:  # the host rounded the sum already (``kernels_gemm_micro``'s "host" plan)
         return s
-    return _emit(builder, mode, s, *g)
+    return _emit(builder, mode, s, *g)  # kinds 3 and 9 (9's full step, for its replays)
 
 
 def make_step(kind: int, twosum: int, mode: int):

@@ -19,7 +19,10 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
   and rounds the truncated sum, its random bits drawn per lane from the Weyl sums the kernel
   writes for each block call;
 * kind 8: binary32 toward zero, up, down (the host's own addition, the block running in that
-  mode) and to odd (``odd_sum_rz``, toward zero); x86 only.
+  mode) and to odd (``odd_sum_rz``, toward zero); x86 only;
+* kind 9: kind 3's modes for bf16 and tf32 (IEEE, float32's smallest normal), lazily: integer
+  operations on the round-to-odd sum's pattern (``kernels_gemm_fast._directed_bits``), the
+  block replayed with kind 3's step where a value passed the largest one or was not finite.
 
 ``twosum=1`` rounds the float32 sum to odd first (needed unless the float32 sum provably cannot
 mislead the following rounding: ``kernels_gemm_api``). ``exactness_plan`` picks how:
@@ -161,7 +164,7 @@ def overflow_plan(kind: int, twosum: int) -> str:
     flag as it was). ``"eager"`` otherwise."""
     if kind == 4 and not twosum or kind == 5 and exactness_plan(kind, twosum) in ("rz", "plain"):
         return "lazy"
-    if kind == SR_KIND:
+    if kind in (SR_KIND, 9):
         return "lazy"
     return "eager"
 
@@ -307,6 +310,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 new, top = [], state[-1]
                 for s in sums(k, state[:-1], range(RB)):
                     y, mag = round_unchecked(builder, kind, s, gv,
+                                             mode if kind == 9 else
                                              (mode or None) if kind == 5 else None)
                     new.append(y)
                     top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
@@ -320,6 +324,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                               list(init) + [ir.Constant(ti, [0] * LANES)], unchecked)
                 if kind == SR_KIND:
                     top = gv[3]
+                elif kind == 9:
+                    top = builder.shl(gv[3], ir.Constant(gv[3].type, 1))
                 else:
                     top = gv[2] if kind == 4 else builder.shl(gv[2], ir.Constant(gv[2].type, 1))
                 over = builder.icmp_unsigned(">", state[-1], splat(builder, top, LANES))
