@@ -13,16 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_gemm_oracle import replay
-from test_gemm_sr import fast_taken
+from test_gemm_sr import fast_equals_generic
 
 from lowbit import Rounding, quantize
 from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
-from lowbit.emulator.kernels_gemm_fast import X86
 
 R = Rounding
 MODES = [R.TOWARD_ZERO, R.UP, R.DOWN, R.TO_ODD]
-pytestmark = pytest.mark.skipif(not X86, reason="kind 8 sets the host's rounding mode: x86 only")
 F32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -48,12 +46,7 @@ def test_equals_generic_kernel(monkeypatch, mode, chunked):
     if chunked:
         acc = Chunked(chunk=16, inner=acc, outer=Sequential(format="binary32"))
     dp = Datapath(a="fp16", b="fp16", accumulation=acc)
-    seen = fast_taken(monkeypatch)
-    fast = gemm(a, b, dp, C=c)
-    assert seen == [True]
-    generic, _ = gemm(a, b, dp, C=c, counters=True)
-    assert np.array_equal(fast, generic, equal_nan=True)
-    assert np.array_equal(np.signbit(fast), np.signbit(generic))
+    fast = fast_equals_generic(monkeypatch, a, b, dp, C=c)  # (kind 8 on x86 only)
     nearest = gemm(a, b, Datapath(a="fp16", b="fp16", accumulation=Sequential(format="binary32")),
                    C=c)
     assert not np.array_equal(fast, nearest)  # the mode is in force
@@ -101,9 +94,4 @@ def test_float32_range_formats_in_directed_modes(monkeypatch, mode, fmt, scale):
     c[1], c[2] = 3.3e38, -3.3e38
     c[3, 4], c[5, 6], c[7, 8] = np.nan, np.inf, -np.inf
     dp = Datapath(a=ops, b=ops, accumulation=Sequential(format=fmt, rounding=mode))
-    seen = fast_taken(monkeypatch)
-    fast = gemm(a, b, dp, C=c)
-    assert seen == [True]
-    generic, _ = gemm(a, b, dp, C=c, counters=True)
-    assert np.array_equal(fast, generic, equal_nan=True)
-    assert np.array_equal(np.signbit(fast), np.signbit(generic))
+    fast_equals_generic(monkeypatch, a, b, dp, fast_expected=True, C=c)  # kind 9, or 3

@@ -21,7 +21,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .llvm_round import _const, lanes, like, magic_round_abs, splat
+from .llvm_round import _const, any_lane, lanes, like, magic_round_abs, splat
 
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
            "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
@@ -393,6 +393,5 @@ def flags_any(builder, flags, g, kind: int):
     _, _, emin = _mid_params(builder, kind, g, n)
     ti = ir.VectorType(_I32, n)
     tiny = builder.icmp_unsigned("<", flags[1], builder.sub(emin, _const(1, ti)))
-    hit = builder.or_(flags[0], builder.sext(tiny, ti))
-    wide = builder.bitcast(hit, ir.IntType(32 * n))
-    return builder.icmp_unsigned("!=", wide, ir.Constant(ir.IntType(32 * n), 0))
+    hit = builder.or_(builder.icmp_unsigned("!=", flags[0], _const(0, ti)), tiny)
+    return any_lane(builder, hit)

@@ -68,7 +68,7 @@ from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, flags0, fla
                                intrinsic_fn, make_step, midpoint_flags, odd_sum, odd_sum_rz,
                                restore_mode, round_ir, round_unchecked, rz_mode)
 from .kernels_gemm_sr import SR_KIND, weyl_start, wrap_steps
-from .llvm_round import splat
+from .llvm_round import any_lane, splat
 from .rng import WEYL
 from .scratch import scratch
 
@@ -329,12 +329,10 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 else:
                     top = gv[2] if kind == 4 else builder.shl(gv[2], ir.Constant(gv[2].type, 1))
                 over = builder.icmp_unsigned(">", state[-1], splat(builder, top, LANES))
-                wide = builder.bitcast(builder.sext(over, ti), ir.IntType(32 * LANES))
                 fast_end = builder.block
                 redo = builder.append_basic_block("lazy.redo")
                 join = builder.append_basic_block("lazy.join")
-                builder.cbranch(builder.icmp_unsigned("!=", wide, ir.Constant(wide.type, 0)),
-                                redo, join)
+                builder.cbranch(any_lane(builder, over), redo, join)
                 builder.position_at_end(redo)
                 if kind == SR_KIND:
                     builder.store(fail0, fail_ptr)

@@ -46,11 +46,12 @@ import numpy as np
 from llvmlite import ir
 
 from ._jit import jit_inline
-from .llvm_round import _c, _finish, finalise32, lanes, splat
+from .kernels_gemm_fast import intrinsic_fn
+from .llvm_round import _c, _finish, any_lane, finalise32, lanes, like, splat
 from .rng import LANE, WEYL, WEYL_HI
 
 __all__ = ["SR_KIND", "Lane", "Grid", "grid", "decide", "resolve_all", "opaque", "finish",
-           "finish_unchecked", "weyl_start", "wrap_steps", "exact_resolution_ok", "any_lane"]
+           "finish_unchecked", "weyl_start", "wrap_steps", "exact_resolution_ok"]
 
 #: The step kind of stochastic rounding in ``kernels_gemm_micro``.
 SR_KIND = 7
@@ -80,20 +81,16 @@ def wrap_steps(index):
     return np.int64((1 << 32) - (np.int64(index) & 0xFFFFFFFF))
 
 
-def _vec(ty, n):
-    return ty if n is None else ir.VectorType(ty, n)
-
-
 def _pow2(b, e, n):
     """2.0**e as float64 (lanes ``n``) from an i32 exponent within float64's normal range."""
-    e64 = b.sext(e, _vec(_I64, n))
+    e64 = b.sext(e, like(_I64, n))
     bits = b.shl(b.add(e64, _c(1023, e64.type)), _c(52, e64.type))
-    return b.bitcast(bits, _vec(_F64, n))
+    return b.bitcast(bits, like(_F64, n))
 
 
 def _exact_error(b, s, acc, p):
     """|x| - |s| for the truncated sum ``s = RZ(acc + p)`` (float32, exact under RZ)."""
-    ti = _vec(_I32, lanes(s))
+    ti = like(_I32, lanes(s))
     mag = [b.and_(b.bitcast(v, ti), _c(0x7FFFFFFF, ti)) for v in (acc, p)]
     acc_big = b.icmp_unsigned(">=", mag[0], mag[1])
     big, small = b.select(acc_big, acc, p), b.select(acc_big, p, acc)
@@ -129,7 +126,7 @@ class Grid(NamedTuple):
 def grid(b, g, nbits: int, n: int, mantissa_bits: int) -> Grid:
     """The ``Grid`` of parameters ``g`` (``quantize._f32_params``) with ``mantissa_bits`` known
     statically (it fixes the shifts)."""
-    ti = _vec(_I32, n)
+    ti = like(_I32, n)
     m, emin = (splat(b, v, n) for v in g[:2])
     minnorm = b.shl(b.add(emin, _c(127, ti)), _c(23, ti))
     sh = 23 - mantissa_bits
@@ -140,7 +137,7 @@ def decide(b, s, acc, p, weyl, gr: Grid) -> Lane:
     """The round-up decision of every lane from the high random word: ``t``'s bits above
     ``sh`` are the rounded magnitude's (of ``y``), exact unless ``amb``."""
     n = lanes(s)
-    ti, tf = _vec(_I32, n), s.type
+    ti, tf = like(_I32, n), s.type
     hi = finalise32(b, weyl)
     a = b.and_(b.bitcast(s, ti), _c(0x7FFFFFFF, ti))
     small = b.icmp_signed("<", a, gr.minnorm)  # (both below 2^31: one signed comparison)
@@ -161,7 +158,7 @@ def _resolve(b, ln: Lane, gr: Grid):
     """(``t`` with the ambiguous lanes decided exactly, i1: lanes float64 cannot decide); see
     the module docstring."""
     n = lanes(ln.s)
-    ti, t64, tf = _vec(_I32, n), _vec(_I64, n), _vec(_F64, n)
+    ti, t64, tf = like(_I32, n), like(_I64, n), like(_F64, n)
     k, nbits = _c(gr.k, ti), gr.nbits
     e = b.fpext(_exact_error(b, ln.s, ln.acc, ln.p), tf)
     sa = b.fpext(b.bitcast(ln.a, ln.s.type), tf)
@@ -169,8 +166,7 @@ def _resolve(b, ln: Lane, gr: Grid):
     ex = b.sub(b.select(b.icmp_unsigned("<", ebits, _c(1, ti)), _c(1, ti), ebits), _c(127, ti))
     q = b.sub(b.select(b.icmp_signed(">", ex, gr.emin), ex, gr.emin), gr.m)
     w = _pow2(b, b.sub(q, k), n)
-    floor = b.module.globals.get(f"llvm.floor.v{n}f64") or ir.Function(
-        b.module, ir.FunctionType(tf, [tf]), f"llvm.floor.v{n}f64")
+    floor = intrinsic_fn(b.module, f"llvm.floor.v{n}f64", tf, [tf])
     low = b.fsub(sa, b.fmul(b.call(floor, [b.fmul(sa, _pow2(b, b.sub(k, q), n))]), w))
     lo_word = finalise32(b, b.add(ln.weyl, _c(LANE, ti)))
     rnd = b.or_(b.shl(b.zext(ln.hi, t64), _c(32, t64)), b.zext(lo_word, t64))
@@ -184,13 +180,6 @@ def _resolve(b, ln: Lane, gr: Grid):
     too_wide = b.and_(b.and_(amb, b.icmp_unsigned("!=", ln.a, _c(0, ti))),
                       b.icmp_signed(">", b.sub(d, k), _c(53, ti)))  # (a zero sum is exact)
     return b.add(ln.t, b.zext(up, ti)), too_wide
-
-
-def any_lane(b, mask):
-    """i1: whether any lane of the i1 vector ``mask`` is set."""
-    n = lanes(mask)
-    wide = b.bitcast(b.sext(mask, _vec(_I32, n)), ir.IntType(32 * n))
-    return b.icmp_unsigned("!=", wide, ir.Constant(wide.type, 0))
 
 
 def opaque(b, value):

@@ -16,7 +16,7 @@ from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, TO_ODD,
 from .rng import MUL1, MUL2, WEYL, WEYL_HI
 
 __all__ = ["ROUNDERS", "NEAREST_EVEN_MAGIC", "round_ne_magic", "magic_rne_ok",
-           "magic_round_abs", "finalise32", "lanes", "like", "splat"]
+           "magic_round_abs", "finalise32", "any_lane", "lanes", "like", "splat"]
 
 _I32 = ir.IntType(32)
 
@@ -54,11 +54,10 @@ def splat(builder: ir.IRBuilder, value, n: int | None):
 
 
 def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos, over_neg,
-          inf_bits, minpos_bits, negzero, rnd=None, nbits=None, decide=None):
+          inf_bits, minpos_bits, negzero, rnd=None, nbits=None):
     """IR of ``kernels_f32.round_bits``: ``x`` (float32, scalar or vector) rounded by ``mode``
     to the format of the nine parameters (``quantize._f32_params``). Stochastic rounding takes
-    the high random word ``rnd`` and ``nbits``; ``decide(b, rem, d, a, ex)``, if given, returns
-    its round-up decision instead of ``_stochastic_up`` (``kernels_gemm_sr``)."""
+    the high random word ``rnd`` and ``nbits``."""
     b = builder
     n = lanes(x)
     ti, t1 = like(_I32, n), like(ir.IntType(1), n)
@@ -107,8 +106,6 @@ def _emit(builder: ir.IRBuilder, mode: int, x, m, emin, sub, max_bits, over_pos,
             up = b.and_(nonzero_rem, b.not_(positive))
         elif mode == TO_ODD:
             up = b.and_(nonzero_rem, b.icmp_unsigned("==", odd, _c(0)))
-        elif mode == STOCHASTIC and decide is not None:
-            up = decide(b, rem, d, a, ex)
         elif mode == STOCHASTIC:
             up = _stochastic_up(b, rem, d, rnd, nbits)
         else:
@@ -254,6 +251,13 @@ def _hash_hi(b: ir.IRBuilder, key, index):
     hi = b.trunc(b.lshr(index, ir.Constant(i64, 32)), _I32)
     return finalise32(b, b.add(b.add(b.trunc(key, _I32), b.mul(lo, _c(WEYL))),
                                b.mul(hi, _c(WEYL_HI))))
+
+
+def any_lane(b: ir.IRBuilder, mask):
+    """i1: whether any lane of the i1 vector ``mask`` is set."""
+    n = mask.type.count
+    wide = b.bitcast(b.sext(mask, ir.VectorType(_I32, n)), ir.IntType(32 * n))
+    return b.icmp_unsigned("!=", wide, ir.Constant(wide.type, 0))
 
 
 def finalise32(b: ir.IRBuilder, z):
