@@ -54,7 +54,7 @@ def accumulator_kind(seq, inner: bool = False) -> tuple[int, tuple[int, ...]] | 
             and seq.rounding in _HOST_MODES):
         return 8, (0,) * 9
     if seq.rounding != Rounding.NEAREST_EVEN:
-        return _kind3(seq, fmt, m, emin, emax)
+        return _kind3(seq, fmt, m, emin, emax, inner)
     if ieee and (m, emin, emax) == (23, -126, 127):
         return 0, (0,) * 9
     if f16:
@@ -85,18 +85,21 @@ _KIND3_MODES = (Rounding.NEAREST_AWAY, Rounding.TOWARD_ZERO, Rounding.UP, Roundi
                 Rounding.TO_ODD)
 
 
-def _kind3(seq, fmt, m, emin, emax):
+def _kind3(seq, fmt, m, emin, emax, inner: bool = False):
     """Deterministic non-RNE modes through ``llvm_round.ROUNDERS``: the format must leave float32
     two bits below its finest quantum (one for directed modes), and fit float32's exponent
     range; ``fast_run`` keeps every sum finite in float32 (``emax <= 125`` and products below
     ``2^125``, or products below ``2^(emax - m)``, the gap between the largest value and
-    ``2^(emax + 1)``)."""
+    ``2^(emax + 1)``). Inside a register block on x86, kind 6's formats take kind 10 and kind
+    3's IEEE ones with float32's smallest normal kind 9 (their lazy forms)."""
     if seq.rounding not in _KIND3_MODES:
         return None
     if not _fits_directed(fmt, m, emin, emax, 2 if seq.rounding == Rounding.NEAREST_AWAY else 1,
                           127):
         return None
     kind = 6 if magic_rne_ok(m, emax, True) else 3
+    if kind == 6 and inner and X86:
+        kind = 10  # one magic addition in the block's host mode (kernels_gemm_magic)
     if (kind == 3 and X86 and emin == -126 and fmt.specials == Specials.IEEE
             and fmt.overflow == Overflow.INFINITY):
         kind = 9  # bf16, tf32: the lazy integer step (kernels_gemm_micro)
@@ -185,16 +188,16 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
         return False
     inner_emax = inner.format.binary_exponent_range[1]
     outer_emax = outer.format.binary_exponent_range[1] if outer is not None else 0
-    if kout[0] in (3, 6, 9) and max(inner_emax, outer_emax) > 125:
+    if kout[0] in (3, 6, 9, 10) and max(inner_emax, outer_emax) > 125:
         return False  # a float32 sum of two accumulator values could overflow
-    if kin[0] in (3, 6, 7, 8, 9) and (top > 125 or inner_emax > 125
+    if kin[0] in (3, 6, 7, 8, 9, 10) and (top > 125 or inner_emax > 125
                                    and top > inner_emax - inner.format.mantissa_bits):
         # a float32 sum could overflow (truncated, it would stop at float32's largest value):
         # products must stay below the gap between the format's largest value and 2^128
         return False
     from .kernels_gemm_micro import NO_SR, block_shape, micro_kernel, pad, work_items
     directed = inner.rounding != Rounding.NEAREST_EVEN
-    twosum = int(kin[0] in (3, 6, 9) or directed or _needs_twosum(operands, inner.format))
+    twosum = int(kin[0] in (3, 6, 9, 10) or directed or _needs_twosum(operands, inner.format))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     g_in, sr = kin[1], NO_SR
     if kin[0] == 4:

@@ -317,6 +317,9 @@ def round_ir(builder, kind: int, mode: int, s, g, rz: bool = False):
         return _emit_directed_magic(builder, mode, s, *g)
     if kind == 8:  # the host rounded the sum already (``kernels_gemm_micro``'s "host" plan)
         return s
+    if kind == 10:  # (the block runs in ``kernels_gemm_magic.block_mode``)
+        from .kernels_gemm_magic import round_full
+        return round_full(builder, mode, s, g)
     return _emit(builder, mode, s, *g)  # kinds 3 and 9 (9's full step, for its replays)
 
 

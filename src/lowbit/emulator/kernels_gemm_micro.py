@@ -22,7 +22,9 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
   mode) and to odd (``odd_sum_rz``, toward zero); x86 only;
 * kind 9: kind 3's modes for bf16 and tf32 (IEEE, float32's smallest normal), lazily: integer
   operations on the round-to-odd sum's pattern (``kernels_gemm_fast._directed_bits``), the
-  block replayed with kind 3's step where a value passed the largest one or was not finite.
+  block replayed with kind 3's step where a value passed the largest one or was not finite;
+* kind 10: kind 6's modes and formats on x86, lazily: one magic addition in the host mode the
+  block runs in (``kernels_gemm_magic``), replayed with kind 6's step toward zero.
 
 ``twosum=1`` rounds the float32 sum to odd first (needed unless the float32 sum provably cannot
 mislead the following rounding: ``kernels_gemm_api``). ``exactness_plan`` picks how:
@@ -63,10 +65,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import kernels_gemm_sr as sr
-from .kernels_float import DOWN, TO_ODD
+from .kernels_float import DOWN, TO_ODD, TOWARD_ZERO
 from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any,
                                intrinsic_fn, make_step, midpoint_flags, odd_sum, odd_sum_rz,
                                restore_mode, round_ir, round_unchecked, rz_mode)
+from .kernels_gemm_magic import MAGIC_KIND, block_mode, round_lazy
 from .kernels_gemm_sr import SR_KIND, weyl_start, wrap_steps
 from .llvm_round import any_lane, splat
 from .rng import WEYL
@@ -158,13 +161,16 @@ def block_shape(step: tuple[int, int, int]) -> tuple[int, int]:
 
 def overflow_plan(kind: int, twosum: int) -> str:
     """``"lazy"`` where a block's k-loop skips the per-step overflow and NaN selects of kinds 4,
-    5 and 7 (``round_unchecked``, ``kernels_gemm_sr.finish_unchecked``) and tracks the largest
-    rounded magnitude instead: if it ever passed the format's largest value, the block is run
-    again with the full step from its starting accumulators (still in memory; kind 7's fail
-    flag as it was). ``"eager"`` otherwise."""
+    5, 7, 9 and 10 (``round_unchecked``, ``kernels_gemm_sr.finish_unchecked``,
+    ``kernels_gemm_magic.round_lazy``) and tracks the largest rounded magnitude instead: if it
+    ever passed the format's largest value, the block is run again with the full step from its
+    starting accumulators (still in memory; kind 7's fail flag as it was). ``"eager"``
+    otherwise. (An fp8 accumulator rounding up or down drifts by about half a quantum per step
+    and overflows within a few hundred products of unit size; its blocks then all replay, at
+    the full step's speed plus the lazy loop's. Short sums, e.g. chunks, keep the lazy speed.)"""
     if kind == 4 and not twosum or kind == 5 and exactness_plan(kind, twosum) in ("rz", "plain"):
         return "lazy"
-    if kind in (SR_KIND, 9):
+    if kind in (SR_KIND, 9, MAGIC_KIND):
         return "lazy"
     return "eager"
 
@@ -176,11 +182,11 @@ def exactness_plan(kind: int, twosum: int) -> str:
     not depend on the host's mode), ``"speculate"`` (the other round-to-nearest-even kinds),
     ``"twosum"`` (round to odd by TwoSum at every step), ``"truncate"`` (stochastic rounding:
     toward zero, the truncated sum itself; ``kernels_gemm_sr``) or ``"host"`` (binary32 in a
-    directed mode: the block runs in it, and the host's sum is the step; to odd runs toward
-    zero with ``odd_sum_rz``)."""
+    directed mode, kind 10: the block runs in ``kernels_gemm_magic.block_mode``, and the
+    host's sum is the step or kind 10's input; to odd with ``odd_sum_rz``)."""
     if kind == SR_KIND:
         return "truncate"
-    if kind == HOST_KIND:
+    if kind in (HOST_KIND, MAGIC_KIND):
         return "host"
     if not twosum:
         return "plain"
@@ -309,9 +315,12 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                     return builder.add(k, one), stochastic(k, state[:-1], state[-1])
                 new, top = [], state[-1]
                 for s in sums(k, state[:-1], range(RB)):
-                    y, mag = round_unchecked(builder, kind, s, gv,
-                                             mode if kind == 9 else
-                                             (mode or None) if kind == 5 else None)
+                    if kind == MAGIC_KIND:
+                        y, mag = round_lazy(builder, mode, s, gv)
+                    else:
+                        y, mag = round_unchecked(builder, kind, s, gv,
+                                                 mode if kind == 9 else
+                                                 (mode or None) if kind == 5 else None)
                     new.append(y)
                     top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
                 return builder.add(k, one), new + [top]
@@ -324,7 +333,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                               list(init) + [ir.Constant(ti, [0] * LANES)], unchecked)
                 if kind == SR_KIND:
                     top = gv[3]
-                elif kind == 9:
+                elif kind in (9, MAGIC_KIND):
                     top = builder.shl(gv[3], ir.Constant(gv[3].type, 1))
                 else:
                     top = gv[2] if kind == 4 else builder.shl(gv[2], ir.Constant(gv[2].type, 1))
@@ -400,8 +409,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                                        [ir.Constant(_I64, RB * WIDTH)])
                 fail0 = builder.load(fail_ptr)
             if rz or truncate or host:
-                host_mode = rz_mode(builder, MXCSR_RC[mode] if host and mode != TO_ODD
-                                    else MXCSR_RC[2])
+                host_mode = rz_mode(builder, MXCSR_RC[block_mode(mode) if host else TOWARD_ZERO])
             entry = builder.block
             work = builder.append_basic_block("block.work")
             done = builder.append_basic_block("block.done")

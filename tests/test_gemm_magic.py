@@ -1,0 +1,137 @@
+"""Step kind 10 (``kernels_gemm_magic``): nearest-away, toward zero, up, down and to odd into
+small accumulators (fp8, fp16 to odd, custom formats) by one magic addition in the host mode
+the register block runs in, overflow checked lazily (x86; elsewhere these steps take kind 6).
+
+Single steps are driven through a whole GEMM with K = 1 (one operand holding every float32
+class the accumulator meets, the other 1): once with every value at most the format's largest,
+so that no block replays (``round_lazy``), and once beside a column of huge products, so that
+every block replays with the full step (``round_full``); both against ``lowbit.quantize``. Whole
+GEMMs are held to the generic kernel (signs of zero and NaN included) and to the Fraction
+replay, with NaN, infinite and -0 entries of C, subnormal ranges, and the overflow an upward or
+downward accumulator drifts into.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_gemm_oracle import replay
+from test_gemm_sr import fast_equals_generic
+
+import lowbit
+from lowbit import FORMATS, FloatFormat, Rounding, Specials
+from lowbit.emulator.datapath import Chunked, Datapath, Sequential
+from lowbit.emulator.gemm import gemm
+from lowbit.emulator.kernels_gemm_api import accumulator_kind
+from lowbit.emulator.kernels_gemm_fast import X86
+from lowbit.emulator.kernels_gemm_micro import exactness_plan, overflow_plan
+
+R = Rounding
+MODES = [R.NEAREST_AWAY, R.TOWARD_ZERO, R.UP, R.DOWN, R.TO_ODD]
+#: An operand format holding 22 significant bits from 2^-90 to 2^57, and powers of two: their
+#: products are exact in float32 and stay below 2^125 (``fast_run``'s bound).
+WIDE = FloatFormat(name="wide_e7m21", exponent_bits=7, mantissa_bits=21, bias=70)
+POW2 = FloatFormat(name="pow2_e6m0", exponent_bits=6, mantissa_bits=0, bias=31,
+                   specials=Specials.NONE)
+E6M3 = FloatFormat(name="e6m3_b20", exponent_bits=6, mantissa_bits=3, bias=20)
+
+
+def _name(value) -> str:
+    return getattr(value, "name", str(value))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("acc", ["e4m3fn", "e5m2", "fp16", E6M3], ids=_name)
+def test_kind_and_plans(mode, acc):
+    """Inside a register block on x86 kind 6's formats take kind 10 (fp16 only where
+    ``vcvtps2ph`` has no immediate for the mode: nearest-away, to odd); outer steps stay on
+    kind 6."""
+    seq = Sequential(format=acc, rounding=mode)
+    inner, outer = accumulator_kind(seq, inner=True)[0], accumulator_kind(seq)[0]
+    f16_direct = acc == "fp16" and mode in (R.TOWARD_ZERO, R.UP, R.DOWN)
+    assert outer == 6
+    assert inner == (1 if f16_direct and X86 else 10 if X86 else 6)
+    if inner == 10:
+        assert exactness_plan(10, 1) == "host" and overflow_plan(10, 1) == "lazy"
+
+
+def _step_inputs(fmt: FloatFormat, seed: int) -> np.ndarray:
+    """Every class of value a step rounds: the grid, its midpoints and their float32
+    neighbours (both signs), values over the whole range in WIDE's precision, zeros."""
+    rng = np.random.default_rng(seed)
+    vals = fmt.values()
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    mids = (vals[1:] + vals[:-1]) / 2
+    top = float(fmt.max)
+    grid = np.concatenate([vals, mids, [top * 1.03, top * 1.1, top * 2]])
+    near = np.concatenate([grid, np.nextafter(grid.astype(np.float32), np.float32(0)),
+                           np.nextafter(grid.astype(np.float32), np.float32(np.inf))])
+    emin, emax = fmt.binary_exponent_range
+    spread = rng.uniform(1, 2, 20_000) * 2.0 ** rng.integers(emin - 30, emax + 2, 20_000)
+    x = np.concatenate([near, spread])
+    x = np.concatenate([x, -x, [0.0, -0.0]])
+    return np.asarray(lowbit.quantize(x, WIDE), np.float64)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("acc", ["e4m3fn", "e5m2", "fp16", E6M3], ids=_name)
+def test_single_steps_equal_quantize(mode, acc):
+    fmt = FORMATS[acc] if isinstance(acc, str) else acc
+    x = _step_inputs(fmt, int(mode))
+    dp = Datapath(a=WIDE, b=POW2, accumulation=Sequential(format=fmt, rounding=mode))
+    big = np.abs(x) > float(fmt.max)
+    lazy = gemm(x[~big, None], np.array([[1.0]]), dp)[:, 0]  # no block replays
+    full = gemm(x[:, None], np.array([[1.0, 2.0**30]]), dp)[:, 0]  # every block replays
+    for got, xs in ((lazy, x[~big]), (full, x)):
+        want = np.asarray(lowbit.quantize(xs, fmt, mode), np.float64)
+        nonzero = xs != 0  # (0 + (-0) is +0: the zeros go to the generic kernel below)
+        same = (got == want) | (np.isnan(got) & np.isnan(want))
+        assert same[nonzero].all(), (xs[nonzero & ~same][:5], got[nonzero & ~same][:5])
+        assert np.array_equal(np.signbit(got[nonzero]), np.signbit(want[nonzero]))
+    generic, _ = gemm(x[:, None], np.array([[1.0, 2.0**30]]), dp, counters=True)
+    assert np.array_equal(full, generic[:, 0], equal_nan=True)
+    assert np.array_equal(np.signbit(full), np.signbit(generic[:, 0]))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("ops", "acc", "scale"), [
+    ("fp16", "e4m3fn", 1.0), ("e4m3fn", "e5m2", 2.0**-4), ("fp16", "fp16", 1.0),
+    ("e4m3fn", E6M3, 8.0)], ids=_name)
+def test_gemm_equals_generic_kernel(monkeypatch, mode, ops, acc, scale):
+    """Fast (spied: it ran and kept its result) against the generic kernel, with NaN, infinite,
+    huge and -0 entries of C, products reaching the formats' subnormals (``scale``), and K long
+    enough that upward and downward accumulators drift into overflow in some blocks."""
+    rng = np.random.default_rng(int(mode))
+    a = rng.standard_normal((23, 200)) * scale
+    b = rng.standard_normal((200, 21)) * scale
+    c = rng.standard_normal((23, 21)) * scale**2
+    c[3, 4], c[5, 6], c[7, 8], c[9, 10], c[11, 12] = np.nan, np.inf, -np.inf, -0.0, 1e30
+    dp = Datapath(a=ops, b=ops, accumulation=Sequential(format=acc, rounding=mode))
+    fast = fast_equals_generic(monkeypatch, a, b, dp, fast_expected=True, C=c)
+    assert np.isfinite(fast).any()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_chunked_inner_steps(monkeypatch, mode):
+    """fp8 chunks (the HFP8 shape) rounded by ``mode``, summed into binary32."""
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((17, 300)), rng.standard_normal((300, 30))
+    acc = Chunked(chunk=24, inner=Sequential(format="e5m2", rounding=mode),
+                  outer=Sequential(format="binary32"))
+    fast = fast_equals_generic(monkeypatch, a, b, Datapath(a="e4m3fn", b="e4m3fn",
+                                                           accumulation=acc))
+    assert np.isfinite(fast).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gemm_equals_fraction_replay(mode):
+    rng = np.random.default_rng(11)
+    a = lowbit.quantize(rng.standard_normal((4, 40)) * 2.0 ** rng.integers(-8, 3, (4, 40)),
+                        "e4m3fn")
+    b = lowbit.quantize(rng.standard_normal((40, 5)), "e4m3fn")
+    acc = Sequential(format="e5m2", rounding=mode)
+    dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=acc)
+    got = gemm(a, b, dp)
+    for i in range(4):
+        for j in range(5):
+            assert got[i, j] == float(replay(acc, a, b, None, dp.product, i, j, 5, 40))
