@@ -63,6 +63,10 @@ def cases():
             format="fp16", rounding=Rounding.TOWARD_ZERO))),
         ("e4m3 operands, e5m2 acc round-to-odd", Datapath(a="e4m3fn", b="e4m3fn", accumulation=s(
             format="e5m2", rounding=Rounding.TO_ODD))),
+        ("e4m3 operands, e5m2 acc per MAC", Datapath(a="e4m3fn", b="e4m3fn",
+                                                     accumulation=s(format="e5m2"))),
+        ("e4m3 operands, e4m3fn acc toward zero", Datapath(a="e4m3fn", b="e4m3fn", accumulation=s(
+            format="e4m3fn", rounding=Rounding.TOWARD_ZERO))),
         ("fp16 operands, fp16 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(
             format="fp16", rounding=Rounding.STOCHASTIC))),
         ("fp16 operands, bf16 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(

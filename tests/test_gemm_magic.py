@@ -1,11 +1,12 @@
 """Step kind 10 (``kernels_gemm_magic``): nearest-away, toward zero, up, down and to odd into
 small accumulators (fp8, fp16 to odd, custom formats) by one magic addition in the host mode
-the register block runs in, overflow checked lazily (x86; elsewhere these steps take kind 6).
+the register block runs in, overflow checked lazily (x86; elsewhere these steps take kind 6),
+and nearest-even where short products would make kind 4's speculation replay often.
 
-Single steps are driven through a whole GEMM with K = 1 (one operand holding every float32
-class the accumulator meets, the other 1): once with every value at most the format's largest,
-so that no block replays (``round_lazy``), and once beside a column of huge products, so that
-every block replays with the full step (``round_full``); both against ``lowbit.quantize``. Whole
+Single steps run the kernel with K = 1 (one operand holding every float32 class the
+accumulator meets, the other 1): once with every value at most the format's largest, so that
+no block replays (``round_lazy``), and once beside a column of huge products, so that every
+block replays with the full step (``round_full``); both against ``lowbit.quantize``. Whole
 GEMMs are held to the generic kernel (signs of zero and NaN included) and to the Fraction
 replay, with NaN, infinite and -0 entries of C, subnormal ranges, and the overflow an upward or
 downward accumulator drifts into.
@@ -24,10 +25,15 @@ from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
 from lowbit.emulator.kernels_gemm_api import accumulator_kind
 from lowbit.emulator.kernels_gemm_fast import X86
-from lowbit.emulator.kernels_gemm_micro import exactness_plan, overflow_plan
+from lowbit.emulator.kernels_gemm_micro import (NO_SR, block_shape, exactness_plan,
+                                                 micro_kernel, overflow_plan, pad, work_items)
+from lowbit.emulator.quantize import _f32_params
 
 R = Rounding
 MODES = [R.NEAREST_AWAY, R.TOWARD_ZERO, R.UP, R.DOWN, R.TO_ODD]
+#: ... and nearest-even, which kind 10 takes for short products only (``SHORT_PRODUCTS``)
+ALL_MODES = [R.NEAREST_EVEN] + MODES
+x86_only = pytest.mark.skipif(not X86, reason="kind 10 sets MXCSR: x86 hosts only")
 #: An operand format holding 22 significant bits from 2^-90 to 2^57, and powers of two: their
 #: products are exact in float32 and stay below 2^125 (``fast_run``'s bound).
 WIDE = FloatFormat(name="wide_e7m21", exponent_bits=7, mantissa_bits=21, bias=70)
@@ -73,27 +79,42 @@ def _step_inputs(fmt: FloatFormat, seed: int) -> np.ndarray:
     return np.asarray(lowbit.quantize(x, WIDE), np.float64)
 
 
-@pytest.mark.parametrize("mode", MODES)
+def _kernel_steps(x: np.ndarray, b_row: list, fmt: FloatFormat, mode: Rounding) -> np.ndarray:
+    """``round(0 + x[i] * b_row[j])`` by kind 10's kernel (K = 1), whatever ``fast_run``
+    would choose for these operands."""
+    step = (10, 1, int(mode))
+    a32, b32 = pad(x[:, None], np.array([b_row]), *block_shape(step))
+    out = np.empty((x.size, len(b_row)))
+    fails = np.zeros(work_items(a32, b32, step), np.uint32)
+    g = tuple(int(v) for v in _f32_params(fmt, mode))
+    micro_kernel(step, (0, 0, 0))(a32, b32, np.zeros((1, 1)), out, 0, g, (0,) * 9, 0, NO_SR,
+                                  fails)
+    assert not fails.any()
+    return out
+
+
+@x86_only
+@pytest.mark.parametrize("mode", ALL_MODES)
 @pytest.mark.parametrize("acc", ["e4m3fn", "e5m2", "fp16", E6M3], ids=_name)
 def test_single_steps_equal_quantize(mode, acc):
     fmt = FORMATS[acc] if isinstance(acc, str) else acc
     x = _step_inputs(fmt, int(mode))
-    dp = Datapath(a=WIDE, b=POW2, accumulation=Sequential(format=fmt, rounding=mode))
     big = np.abs(x) > float(fmt.max)
-    lazy = gemm(x[~big, None], np.array([[1.0]]), dp)[:, 0]  # no block replays
-    full = gemm(x[:, None], np.array([[1.0, 2.0**30]]), dp)[:, 0]  # every block replays
+    lazy = _kernel_steps(x[~big], [1.0], fmt, mode)[:, 0]  # no block replays
+    full = _kernel_steps(x, [1.0, 2.0**30], fmt, mode)[:, 0]  # every block replays
     for got, xs in ((lazy, x[~big]), (full, x)):
         want = np.asarray(lowbit.quantize(xs, fmt, mode), np.float64)
         nonzero = xs != 0  # (0 + (-0) is +0: the zeros go to the generic kernel below)
         same = (got == want) | (np.isnan(got) & np.isnan(want))
         assert same[nonzero].all(), (xs[nonzero & ~same][:5], got[nonzero & ~same][:5])
         assert np.array_equal(np.signbit(got[nonzero]), np.signbit(want[nonzero]))
+    dp = Datapath(a=WIDE, b=POW2, accumulation=Sequential(format=fmt, rounding=mode))
     generic, _ = gemm(x[:, None], np.array([[1.0, 2.0**30]]), dp, counters=True)
     assert np.array_equal(full, generic[:, 0], equal_nan=True)
     assert np.array_equal(np.signbit(full), np.signbit(generic[:, 0]))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 @pytest.mark.parametrize(("ops", "acc", "scale"), [
     ("fp16", "e4m3fn", 1.0), ("e4m3fn", "e5m2", 2.0**-4), ("fp16", "fp16", 1.0),
     ("e4m3fn", E6M3, 8.0)], ids=_name)
@@ -111,7 +132,7 @@ def test_gemm_equals_generic_kernel(monkeypatch, mode, ops, acc, scale):
     assert np.isfinite(fast).any()
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_chunked_inner_steps(monkeypatch, mode):
     """fp8 chunks (the HFP8 shape) rounded by ``mode``, summed into binary32."""
     rng = np.random.default_rng(7)
@@ -123,7 +144,7 @@ def test_chunked_inner_steps(monkeypatch, mode):
     assert np.isfinite(fast).all()
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_gemm_equals_fraction_replay(mode):
     rng = np.random.default_rng(11)
     a = lowbit.quantize(rng.standard_normal((4, 40)) * 2.0 ** rng.integers(-8, 3, (4, 40)),
@@ -135,3 +156,19 @@ def test_gemm_equals_fraction_replay(mode):
     for i in range(4):
         for j in range(5):
             assert got[i, j] == float(replay(acc, a, b, None, dp.product, i, j, 5, 40))
+
+
+@pytest.mark.parametrize(("ops", "acc", "kind"), [
+    ("e4m3fn", "e5m2", 10), ("e5m2", "e5m2", 10), ("fp16", "e5m2", 4), ("e4m3fn", "e4m3fn", 4)])
+def test_nearest_even_takes_kind_10_for_short_products(monkeypatch, ops, acc, kind):
+    """RNE into kind-4 formats: kind 10 on x86 where the round-to-odd fix is needed and
+    products are short (e4m3fn, e5m2 operands: 8 and 6 bits), kind 4 otherwise (fp16 products,
+    22 bits; e4m3fn into e4m3fn needs no fix)."""
+    from lowbit.emulator import kernels_gemm_micro
+    steps = []
+    real = kernels_gemm_micro.micro_kernel
+    monkeypatch.setattr(kernels_gemm_micro, "micro_kernel",
+                        lambda step_in, step_out: steps.append(step_in) or real(step_in, step_out))
+    a = np.random.default_rng(1).standard_normal((6, 40))
+    gemm(a, a.T, Datapath(a=ops, b=ops, accumulation=Sequential(format=acc)))
+    assert [s[0] for s in steps] == [kind if X86 else 4]

@@ -6,7 +6,9 @@ IEEE/FN-style format with subnormals whose values and round-to-odd resolution fi
 (kind 4 where ``2^(emax + 1 + 23 - m)`` is a finite float32, kind 5 for float32's exponent
 range, else kind 2), or
 (kind 3, or kind 6 where kind 4's constants stay finite) any deterministic non-RNE mode to such
-a format with at most 22 mantissa bits whose sums cannot overflow float32. The round-to-odd fix
+a format with at most 22 mantissa bits whose sums cannot overflow float32. On x86, inside a
+register block, kinds 3 and 6 give way to their lazy forms 9 (bf16, tf32) and 10 (the others;
+also RNE after short products, ``SHORT_PRODUCTS``). The round-to-odd fix
 makes the float32 sum carry the exact sum's sign and sticky bit, so rounding it once more (to at
 most 22 bits, 21 for round-to-nearest) equals rounding the exact sum (see
 ``kernels_gemm_micro``).
@@ -139,6 +141,21 @@ def _product_top(operands) -> int | None:
     return ha + hb if sa + sb <= 24 and la + lb >= -149 and ha + hb <= 127 else None
 
 
+#: RNE steps to kind-4 formats that need the round-to-odd fix take kind 10 (one magic addition
+#: toward zero from the round-to-odd sum, ``kernels_gemm_magic``) on x86 when products have at
+#: most this many significant bits: such short sums land on the accumulator's midpoints so often
+#: that kind 4's speculation replays most spans (256x1024x256, 2 threads: e4m3fn and e5m2
+#: products into e5m2 5.2 against 2.1-2.5 GMAC/s; fp16 products, 22 bits, into e5m2 5.2 against
+#: 5.9, into e4m3fn 5.2 against 4.5).
+SHORT_PRODUCTS = 12
+
+
+def _product_bits(operands) -> int:
+    """Significant bits of the longest product of the two operand formats."""
+    from .datapath import _significand_range
+    return _significand_range(operands[0])[0] + _significand_range(operands[1])[0]
+
+
 def _needs_twosum(operands, fmt: FloatFormat) -> bool:
     """Whether the float32 sum of a product and an accumulator value may round onto a midpoint
     of the accumulator grid although the exact sum is not one (then it is rounded to odd
@@ -152,8 +169,7 @@ def _needs_twosum(operands, fmt: FloatFormat) -> bool:
       accumulator value, ``2^(emin - m)``, is at least half a float32 unit of every sum below
       the overflow threshold, ``emax - emin + m <= 22`` (two bits of margin).
     """
-    from .datapath import _significand_range
-    sp = _significand_range(operands[0])[0] + _significand_range(operands[1])[0]
+    sp = _product_bits(operands)
     m = fmt.mantissa_bits
     emin, emax = fmt.binary_exponent_range
     cut = not (sp + m <= 22 and m <= 10)
@@ -200,7 +216,10 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
     twosum = int(kin[0] in (3, 6, 9, 10) or directed or _needs_twosum(operands, inner.format))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     g_in, sr = kin[1], NO_SR
-    if kin[0] == 4:
+    if kin[0] == 4 and twosum and X86 and _product_bits(operands) <= SHORT_PRODUCTS:
+        step_in, g_in = (10, 1, 0), tuple(int(v) for v in _f32_params(inner.format,
+                                                                        Rounding.NEAREST_EVEN))
+    elif kin[0] == 4:
         step_in = (4, twosum, _lean_flags(kin[1], top, inner_emax, c))
     if kin[0] == 5:  # (RNE only) its mode field carries the shift, a constant in the kernel
         step_in = (5, twosum, kin[1][0])

@@ -17,6 +17,9 @@ addition itself the rounding:
 * nearest-away: toward zero after adding half a quantum with ``s``'s sign (``|x| >= g - q/2``
   iff ``|RZ32(x)| >= g - q/2`` for the float32 midpoint ``g - q/2``, so the plain truncated sum
   does);
+* nearest-even: as nearest-away from ``s`` rounded to odd at float32, but where ``s`` is a
+  midpoint (``t - q/2 == s``, exact comparisons; a midpoint rounded to odd at 24 bits stays one
+  only if the exact sum was one) the unit of ``u``'s last place is cleared: the even neighbour;
 * the sign of a zero result is put back from ``s`` (downward the exact cancellation ``x - x``
   gives -0, so the downward block's sums come from ``_plus_zero`` and the result's sign is
   ``s``'s alone).
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .kernels_float import DOWN, NEAREST_AWAY, TO_ODD, TOWARD_ZERO, UP
+from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, TO_ODD, TOWARD_ZERO, UP
 from .llvm_round import _const, _finish, lanes, like, splat
 
 __all__ = ["MAGIC_KIND", "MAGIC_MODES", "block_mode", "round_lazy", "round_full"]
@@ -45,7 +48,7 @@ __all__ = ["MAGIC_KIND", "MAGIC_MODES", "block_mode", "round_lazy", "round_full"
 #: The step kind (``kernels_gemm_micro``).
 MAGIC_KIND = 10
 #: The modes kind 10 takes.
-MAGIC_MODES = (NEAREST_AWAY, TOWARD_ZERO, UP, DOWN, TO_ODD)
+MAGIC_MODES = (NEAREST_EVEN, NEAREST_AWAY, TOWARD_ZERO, UP, DOWN, TO_ODD)
 
 _I32 = ir.IntType(32)
 _EXP, _SIGN, _MAG = 0x7F800000, 0x80000000, 0x7FFFFFFF
@@ -103,8 +106,12 @@ def _grid(builder: ir.IRBuilder, mode: int, s, g, capped: bool):
         cap = b.add(b.and_(splat(b, g[3], n), c(_EXP)), c(1 << 23))
         e = b.select(b.icmp_unsigned(">", e, cap), cap, e)
     big = b.bitcast(b.or_(b.add(e, shift), sign), tf)   # Cs
-    if mode == NEAREST_AWAY:  # half a quantum first, with s's sign: exact but across a binade
-        v = b.fadd(s, b.fmul(big, ir.Constant(tf, [2.0 ** -24] * n)))
+    if mode not in MAGIC_MODES:
+        raise ValueError(f"kind 10 takes no mode {mode}")
+    nearest = mode in (NEAREST_AWAY, NEAREST_EVEN)
+    if nearest:  # half a quantum first, with s's sign: exact but across a binade
+        half = b.fmul(big, ir.Constant(tf, [2.0 ** -24] * n))
+        v = b.fadd(s, half)
     else:
         v = s
     u = b.fadd(v, big)
@@ -112,8 +119,9 @@ def _grid(builder: ir.IRBuilder, mode: int, s, g, capped: bool):
     if mode == TO_ODD:
         sticky = b.zext(b.fcmp_ordered("one", t, s), ti)
         t = b.fsub(b.bitcast(b.or_(b.bitcast(u, ti), sticky), tf), big)
-    elif mode not in (TOWARD_ZERO, UP, DOWN, NEAREST_AWAY):
-        raise ValueError(f"kind 10 takes no mode {mode}")
+    elif mode == NEAREST_EVEN:
+        tie = b.zext(b.fcmp_ordered("oeq", b.fsub(t, half), s), ti)
+        t = b.fsub(b.bitcast(b.and_(b.bitcast(u, ti), b.not_(tie)), tf), big)
     r = b.bitcast(t, ti)
     if mode == DOWN:  # x - x is -0 downward
         r = b.and_(r, c(_MAG))

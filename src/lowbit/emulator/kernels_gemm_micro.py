@@ -23,8 +23,9 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
 * kind 9: kind 3's modes for bf16 and tf32 (IEEE, float32's smallest normal), lazily: integer
   operations on the round-to-odd sum's pattern (``kernels_gemm_fast._directed_bits``), the
   block replayed with kind 3's step where a value passed the largest one or was not finite;
-* kind 10: kind 6's modes and formats on x86, lazily: one magic addition in the host mode the
-  block runs in (``kernels_gemm_magic``), replayed with kind 6's step toward zero.
+* kind 10: kind 6's modes and formats on x86, and RNE to kind 4's formats where products are
+  short (``kernels_gemm_api.SHORT_PRODUCTS``): one magic addition in the host mode the block
+  runs in (``kernels_gemm_magic``), overflow checked lazily.
 
 ``twosum=1`` rounds the float32 sum to odd first (needed unless the float32 sum provably cannot
 mislead the following rounding: ``kernels_gemm_api``). ``exactness_plan`` picks how:
@@ -65,7 +66,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import kernels_gemm_sr as sr
-from .kernels_float import DOWN, TO_ODD, TOWARD_ZERO
+from .kernels_float import DOWN, NEAREST_EVEN, TO_ODD, TOWARD_ZERO
 from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any,
                                intrinsic_fn, make_step, midpoint_flags, odd_sum, odd_sum_rz,
                                restore_mode, round_ir, round_unchecked, rz_mode)
@@ -251,7 +252,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 asks (``round_ir`` then rounds them once)."""
                 bcast, strips = operands(k)
                 where = [(r, v) for r in rows for v in range(VB)]
-                if rz or host and mode == TO_ODD:  # (an FMA here would keep every product live)
+                if rz or host and mode in (TO_ODD, NEAREST_EVEN):  # (no FMA: products stay live)
                     return [odd_sum_rz(builder, x, builder.fmul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
                 if host and mode == DOWN:  # an exact zero is -0 downward; lowbit's is +0
