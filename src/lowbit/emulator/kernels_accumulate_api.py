@@ -69,9 +69,9 @@ def run_chunked(a, b, c, counters, chunk, inner, outer, product=None, k0=0, ktot
     out = np.empty((m, n))
     rows, count = _rows(counters, m)
     pr, has_prod = _product_rounder(product)
-    if not (count or has_prod):  # float32 operands go to the fast kernels as they are
+    if not count:  # float32 operands go to the fast kernels as they are
         c = None if c is None else np.ascontiguousarray(c, dtype=np.float64)
-        if _fast(a, b, c, out, chunk, inner, outer, operands, k0, ktot):
+        if _fast(a, b, c, out, chunk, inner, outer, operands, k0, ktot, product):
             return out
     a, b, c = check_operands(a, b, c)
     outer_r = _seq_rounder(outer) if outer is not None else _seq_rounder(inner)
@@ -89,9 +89,9 @@ def _product_rounder(product):
     return rounder(product.format, product.rounding), 1
 
 
-def _fast(a, b, c, out, chunk, inner, outer, operands, k0, ktot) -> bool:
+def _fast(a, b, c, out, chunk, inner, outer, operands, k0, ktot, product) -> bool:
     from .kernels_gemm_api import fast_run
-    return fast_run(a, b, c, out, chunk, inner, outer, operands, k0, ktot)
+    return fast_run(a, b, c, out, chunk, inner, outer, operands, k0, ktot, product)
 
 
 def run_promoted(a, b, c, counters, rec, product=None, operands=None):

@@ -156,7 +156,52 @@ def _product_bits(operands) -> int:
     return _significand_range(operands[0])[0] + _significand_range(operands[1])[0]
 
 
-def _needs_twosum(operands, fmt: FloatFormat) -> bool:
+def _product_plan(product, operands, top: int):
+    """How the fast kernels form the products of ``operands`` (exact in float32, below
+    ``2^top``) under ``product`` (a Product or None): (the block's ``prod`` step, its nine
+    parameters or (), significant bits of a product as accumulated, its bound exponent, whether
+    every product is finite); None where the kernels cannot round to the product format.
+
+    A product format that holds every exact product (enough bits, its grid reaching the
+    smallest product's last bit, the largest product below ``2^emax``, IEEE infinities) rounds
+    nothing: the products stay exact. Otherwise fp16 takes ``vcvtps2ph``, RNE to bf16 and tf32
+    kind 5's integer rounding, and every other format of the float32 quantiser
+    ``llvm_round._emit`` (``kernels_gemm_micro.product_ir``); the
+    rounded product has at most ``m + 1`` bits and stays below ``2^(top + 1)``, unless it
+    overflows the format (``top > emax``): then it may be infinite or NaN, which every step but
+    the stochastic one takes as the generic kernel does (IEEE arithmetic on the sum).
+    """
+    from .datapath import Sequential, _significand_range
+    from .kernels_gemm_micro import NO_PRODUCT, PRODUCT_BITS, PRODUCT_EMIT, PRODUCT_F16
+    from .quantize import _fast_f32
+    sp = _product_bits(operands)
+    if product is None or product.format is None:
+        return NO_PRODUCT, (), sp, top, True
+    fmt, mode = product.format, product.rounding
+    if fmt.radix != 2 or fmt.exponent_shift:
+        return None
+    (_, la, _), (_, lb, _) = (_significand_range(f) for f in operands)
+    emin, emax = fmt.binary_exponent_range
+    m = fmt.mantissa_bits
+    ieee = fmt.specials == Specials.IEEE and fmt.overflow == Overflow.INFINITY
+    if (ieee and fmt.subnormals and fmt.negative_zero and sp <= m + 1 and la + lb >= emin - m
+            and top <= emax):
+        return NO_PRODUCT, (), sp, top, True
+    rne = accumulator_kind(Sequential(format=fmt)) if mode == Rounding.NEAREST_EVEN else None
+    if ieee and fmt.subnormals and (m, emin, emax) == (10, -14, 15) and (
+            mode == Rounding.NEAREST_EVEN or X86 and int(mode) in F16C_IMM):
+        prod, params = (PRODUCT_F16, int(mode)), (0,) * 9
+    elif rne is not None and rne[0] == 5:
+        prod, params = (PRODUCT_BITS, 0), rne[1]
+    elif _fast_f32(fmt):
+        prod, params = (PRODUCT_EMIT, int(mode)), tuple(int(v) for v in _f32_params(fmt, mode))
+    else:
+        return None
+    finite = top <= emax or fmt.overflow == Overflow.SATURATE
+    return prod, params, min(sp, m + 1), min(top + 1, emax + 1), finite
+
+
+def _needs_twosum(operands, fmt: FloatFormat, sp: int | None = None) -> bool:
     """Whether the float32 sum of a product and an accumulator value may round onto a midpoint
     of the accumulator grid although the exact sum is not one (then it is rounded to odd
     first). With ``s`` product bits and ``m`` accumulator mantissa bits:
@@ -169,7 +214,7 @@ def _needs_twosum(operands, fmt: FloatFormat) -> bool:
       accumulator value, ``2^(emin - m)``, is at least half a float32 unit of every sum below
       the overflow threshold, ``emax - emin + m <= 22`` (two bits of margin).
     """
-    sp = _product_bits(operands)
+    sp = _product_bits(operands) if sp is None else sp
     m = fmt.mantissa_bits
     emin, emax = fmt.binary_exponent_range
     cut = not (sp + m <= 22 and m <= 10)
@@ -191,13 +236,17 @@ def _lean_flags(params, top: int, emax: int, c) -> int:
 
 
 def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
-             ktot: int | None = None) -> bool:
+             ktot: int | None = None, product=None) -> bool:
     """Run the fast kernel into ``out`` and return True, or return False (then ``out`` holds
     nothing of use). ``k0``, ``ktot``: the global k of a's first column and K (stochastic
-    rounding's stream indices)."""
+    rounding's stream indices); ``product`` the Product record (None: exact)."""
     top = _product_top(operands)
     if top is None:
         return False
+    plan = _product_plan(product, operands, top)
+    if plan is None:
+        return False
+    prod, g_prod, sp, top, finite = plan
     kin = accumulator_kind(inner, inner=True)
     kout = accumulator_kind(outer) if outer is not None else (0, (0,) * 9)
     if kin is None or kout is None:
@@ -213,10 +262,13 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
         return False
     from .kernels_gemm_micro import NO_SR, block_shape, micro_kernel, pad, work_items
     directed = inner.rounding != Rounding.NEAREST_EVEN
-    twosum = int(kin[0] in (3, 6, 9, 10) or directed or _needs_twosum(operands, inner.format))
+    if kin[0] == 7 and not finite:
+        return False  # (the stochastic step assumes finite products)
+    twosum = int(kin[0] in (3, 6, 9, 10) or directed
+                 or _needs_twosum(operands, inner.format, sp))
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     g_in, sr = kin[1], NO_SR
-    if kin[0] == 4 and twosum and X86 and _product_bits(operands) <= SHORT_PRODUCTS:
+    if kin[0] == 4 and twosum and X86 and sp <= SHORT_PRODUCTS:
         step_in, g_in = (10, 1, 0), tuple(int(v) for v in _f32_params(inner.format,
                                                                         Rounding.NEAREST_EVEN))
     elif kin[0] == 4:
@@ -231,6 +283,7 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
     a32, b32 = pad(a, b, *block_shape(step_in))
     cc = c if c is not None else np.zeros((1, 1))
     fails = np.zeros(work_items(a32, b32, step_in), np.uint32)
-    micro_kernel(step_in, step_out)(a32, b32, cc, out, int(c is not None), g_in, kout[1],
-                                    int(chunk or 0), sr, fails)
+    micro_kernel(step_in, step_out, prod)(a32, b32, cc, out, int(c is not None),
+                                          tuple(g_in) + g_prod, kout[1], int(chunk or 0), sr,
+                                          fails)
     return not fails.any()

@@ -67,16 +67,18 @@ from numba.extending import intrinsic
 
 from . import kernels_gemm_sr as sr
 from .kernels_float import DOWN, NEAREST_EVEN, TO_ODD, TOWARD_ZERO
-from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, flags0, flags_any,
+from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, _f16_explicit, flags0,
+                               flags_any,
                                intrinsic_fn, make_step, midpoint_flags, odd_sum, odd_sum_rz,
-                               restore_mode, round_ir, round_unchecked, rz_mode)
+                               restore_mode, round_bits_ir, round_ir, round_unchecked, rz_mode)
 from .kernels_gemm_magic import MAGIC_KIND, block_mode, round_lazy
 from .kernels_gemm_sr import SR_KIND, weyl_start, wrap_steps
 from .llvm_round import any_lane, splat
 from .rng import WEYL
 from .scratch import scratch
 
-__all__ = ["micro_kernel", "block_shape", "exactness_plan", "overflow_plan", "pad", "LANES"]
+__all__ = ["micro_kernel", "block_shape", "exactness_plan", "overflow_plan", "pad", "LANES",
+           "product_ir", "PRODUCT_F16", "PRODUCT_EMIT", "PRODUCT_BITS", "NO_PRODUCT"]
 
 LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts split nothing)
 #: Register blocks (rows, vectors per row): one broadcast of ``a`` per row and k, one strip of
@@ -90,6 +92,14 @@ SR_SHAPE = (2, 2)
 #: The step kind of binary32 in a directed mode by the host's own rounding.
 HOST_KIND = 8
 SPEC = 4          # k-steps per speculative span (see ``_make_block``)
+#: ``prod`` of blocks whose products are exact (``product_ir``).
+NO_PRODUCT = (0, 0)
+#: Product rounding kinds: fp16 by ``vcvtps2ph`` (explicit rounding immediate on x86, else
+#: ``fptrunc``: RNE only), any float32-kernel format and deterministic mode by
+#: ``llvm_round._emit``, and RNE to formats with float32's smallest normal (bf16, tf32) by
+#: kind 5's integer rounding (``round_bits_ir`` on kind 5's parameters). The last two are
+#: integer operations: right whatever mode the block runs in.
+PRODUCT_F16, PRODUCT_EMIT, PRODUCT_BITS = 1, 3, 5
 
 _I64 = ir.IntType(64)
 _F32 = ir.FloatType()
@@ -120,6 +130,29 @@ def _plus_zero(builder, acc, p):
                         ir.Constant(ti, [0x80000000] * LANES))
     zero = builder.fcmp_ordered("==", s, ir.Constant(s.type, None))
     return builder.select(zero, builder.bitcast(sign, s.type), s)
+
+
+def product_ir(builder, prod: tuple[int, int], p, gp):
+    """The exact float32 product ``p`` (a vector) rounded as ``prod`` = (kind, mode) says
+    (``PRODUCT_*``; kind 0: unchanged), with the product format's parameters ``gp``
+    (``quantize._f32_params``). Both roundings ignore the host's rounding mode, so they hold
+    in every block plan."""
+    from .llvm_round import _emit
+    kind, mode = prod
+    if kind == 0:
+        return p
+    if kind == PRODUCT_F16:
+        if X86:
+            return _f16_explicit(builder, p, mode)
+        assert mode == 0, "fp16 products round to nearest even off x86"
+        h = builder.fptrunc(p, ir.VectorType(ir.HalfType(), LANES))
+        return builder.fpext(h, p.type)
+    if kind == PRODUCT_EMIT:
+        return _emit(builder, mode, p, *gp)
+    if kind == PRODUCT_BITS:
+        return round_bits_ir(builder, p, gp[0], gp[1], gp[2], gp[3],
+                             builder.bitcast(gp[4], ir.FloatType()), subnormal_path=False)
+    raise ValueError(f"product rounding kind {kind}")
 
 
 def _loop(builder, name: str, k_start, k_end, carried, body):
@@ -196,12 +229,17 @@ def exactness_plan(kind: int, twosum: int) -> str:
     return "speculate" if kind in SPEC_KINDS else "twosum"
 
 
-def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N803
+def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N803
+                prod: tuple[int, int] = NO_PRODUCT):
     """``block(acc, a, b, i0, j0, k0, k1, g, weyl)``: for k in [k0, k1) and r < RB,
     ``acc[r, :] = step(acc[r, :], a[i0 + r, k] * b[k, j0:j0 + WIDTH])`` with the accumulators in
     registers. ``acc`` float32 [RB, WIDTH], ``a`` float32 [M, K], ``b`` float32 [K, N], all
-    C-contiguous; ``g`` the step's nine int64 parameters; ``weyl`` uint32 [RB * WIDTH + 1]: a
-    stochastic step's Weyl sums at k0 per lane, and its fail flag last (other kinds ignore it).
+    C-contiguous; ``g`` the step's nine int64 parameters (then the product rounding's nine
+    when ``prod`` has one); ``weyl`` uint32 [RB * WIDTH + 1]: a stochastic step's Weyl sums at
+    k0 per lane, and its fail flag last (other kinds ignore it).
+
+    ``prod`` = (kind, mode) rounds each exact float32 product first (``product_ir``); the sums
+    then add the rounded products (no FMA).
 
     A step that needs the round-to-odd fix gets it as ``exactness_plan`` says: toward zero
     (the whole block runs with MXCSR set so, restored before the stores), speculatively
@@ -232,6 +270,12 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
             i0_, j0_, k0_, k1_ = (context.cast(builder, v, t, types.int64) for v, t in
                                   zip((i0_v, j0_v, k0_v, k1_v), signature.args[3:7]))
             gv = [builder.trunc(builder.extract_value(g_v, i), ir.IntType(32)) for i in range(9)]
+            gp = [builder.trunc(builder.extract_value(g_v, i), ir.IntType(32))
+                  for i in range(9, 18)] if prod[0] else None
+
+            def mul(x, y):
+                """A product of the block: exact, then rounded as ``prod`` says."""
+                return product_ir(builder, prod, builder.fmul(x, y), gp)
             WIDTH = VB * LANES  # noqa: N806
             cells = [(r, v) for r in range(RB) for v in range(VB)]
             offsets = [ir.Constant(_I64, r * WIDTH + v * LANES) for r, v in cells]
@@ -253,16 +297,19 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 bcast, strips = operands(k)
                 where = [(r, v) for r in rows for v in range(VB)]
                 if rz or host and mode in (TO_ODD, NEAREST_EVEN):  # (no FMA: products stay live)
-                    return [odd_sum_rz(builder, x, builder.fmul(bcast[r], strips[v]))
+                    return [odd_sum_rz(builder, x, mul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
                 if host and mode == DOWN:  # an exact zero is -0 downward; lowbit's is +0
-                    return [_plus_zero(builder, x, builder.fmul(bcast[r], strips[v]))
+                    return [_plus_zero(builder, x, mul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
                 if host:  # (``llvm.fmuladd`` gave round-to-nearest sums under a changed mode)
-                    return [builder.fadd(x, builder.fmul(bcast[r], strips[v]))
+                    return [builder.fadd(x, mul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
                 if twosum:  # TwoSum needs the product itself
-                    return [odd_sum(builder, x, builder.fmul(bcast[r], strips[v]))
+                    return [odd_sum(builder, x, mul(bcast[r], strips[v]))
+                            for x, (r, v) in zip(accs, where)]
+                if prod[0]:
+                    return [builder.fadd(x, mul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
                 fma = _fmuladd(builder.module)  # the product is exact: the same float32 sum
                 return [builder.call(fma, [bcast[r], strips[v], x])
@@ -289,7 +336,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                     step = splat(builder, step, LANES)
                     out = []
                     for x, (r, v), o in zip(accs, cells, offsets):
-                        p = builder.fmul(bcast[r], strips[v])
+                        p = mul(bcast[r], strips[v])
                         w0 = builder.load(builder.bitcast(
                             builder.gep(weyl_base, [o]), ir.VectorType(i32, LANES).as_pointer()),
                             align=4)
@@ -366,7 +413,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int):  # noqa: N
                 accs, mids, low = state[:len(cells)], list(state[len(cells):-1]), state[-1]
                 new = []
                 for x, (r, v) in zip(accs, cells):
-                    s = builder.call(fma, [bcast[r], strips[v], x])
+                    s = (builder.fadd(x, mul(bcast[r], strips[v])) if prod[0] else
+                         builder.call(fma, [bcast[r], strips[v], x]))
                     mids[r], low = midpoint_flags(builder, s, [mids[r], low], gv, kind)
                     new.append(round_ir(builder, kind, mode, s, gv))
                 return builder.add(k, one), new + mids + [low]
@@ -501,12 +549,14 @@ def _make_kernel(block, step_out, RB: int, WIDTH: int, stochastic: bool):  # noq
 
 
 @lru_cache(maxsize=None)
-def micro_kernel(step_in: tuple[int, int, int], step_out: tuple[int, int, int]):
+def micro_kernel(step_in: tuple[int, int, int], step_out: tuple[int, int, int],
+                 prod: tuple[int, int] = (0, 0)):
     """The compiled-on-first-call kernel for inner and outer steps ``(kind, twosum, mode)``
-    (see the module docstring); operands padded by ``pad``."""
+    (see the module docstring) and product rounding ``prod`` (``product_ir``; its parameters
+    follow the inner step's in ``g_in``); operands padded by ``pad``."""
     rb, width = block_shape(step_in)
-    return _make_kernel(_make_block(*step_in, rb, width // LANES), make_step(*step_out), rb,
-                        width, step_in[0] == SR_KIND)
+    return _make_kernel(_make_block(*step_in, rb, width // LANES, prod), make_step(*step_out),
+                        rb, width, step_in[0] == SR_KIND)
 
 
 #: ``sr`` argument of kernels without a stochastic step.
