@@ -45,7 +45,7 @@ def _paired(fn, ref, repeat: int) -> tuple[float, float]:
 
 def cases():
     from lowbit.emulator.datapath import (BinaryAccumulation, Chunked, Datapath,
-                                          IntegerAccumulation, Sequential)
+                                          IntegerAccumulation, Product, Sequential)
     from lowbit.formats import Rounding
     s = Sequential
     out = [
@@ -67,6 +67,8 @@ def cases():
                                                      accumulation=s(format="e5m2"))),
         ("e4m3 operands, e4m3fn acc toward zero", Datapath(a="e4m3fn", b="e4m3fn", accumulation=s(
             format="e4m3fn", rounding=Rounding.TOWARD_ZERO))),
+        ("fp16 MAC, product rounded to fp16", Datapath(
+            a="fp16", b="fp16", product=Product(format="fp16"), accumulation=s(format="fp16"))),
         ("fp16 operands, fp16 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(
             format="fp16", rounding=Rounding.STOCHASTIC))),
         ("fp16 operands, bf16 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(
