@@ -167,8 +167,8 @@ def test_nearest_even_takes_kind_10_for_short_products(monkeypatch, ops, acc, ki
     from lowbit.emulator import kernels_gemm_micro
     steps = []
     real = kernels_gemm_micro.micro_kernel
-    monkeypatch.setattr(kernels_gemm_micro, "micro_kernel",
-                        lambda step_in, step_out: steps.append(step_in) or real(step_in, step_out))
+    monkeypatch.setattr(kernels_gemm_micro, "micro_kernel", lambda step_in, *rest: steps.append(
+        step_in) or real(step_in, *rest))
     a = np.random.default_rng(1).standard_normal((6, 40))
     gemm(a, a.T, Datapath(a=ops, b=ops, accumulation=Sequential(format=acc)))
     assert [s[0] for s in steps] == [kind if X86 else 4]
