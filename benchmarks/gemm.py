@@ -75,7 +75,7 @@ def cases():
             format="bf16", rounding=Rounding.STOCHASTIC))),
         ("fp16 operands, fp32 acc toward zero", Datapath(a="fp16", b="fp16", accumulation=s(
             format="binary32", rounding=Rounding.TOWARD_ZERO))),
-        ("fp32 acc nearest-away (generic kernel)", Datapath(a="fp16", b="fp16", accumulation=s(
+        ("fp16 operands, fp32 acc nearest-away", Datapath(a="fp16", b="fp16", accumulation=s(
             format="binary32", rounding=Rounding.NEAREST_AWAY))),
         ("fp16 chunked c=64 (fp16 in, fp32 out)", Datapath(a="fp16", b="fp16", accumulation=Chunked(
             chunk=64, inner=s(format="fp16"), outer=s(format="binary32")))),

@@ -1,8 +1,9 @@
-"""Directed modes of float32-range accumulators in the fast kernels: binary32 (step kind 8),
-bf16 and tf32 (kind 3 with bounded products).
+"""Directed modes and nearest-away of float32-range accumulators in the fast kernels: binary32
+(step kind 8), bf16 and tf32 (kind 3 with bounded products).
 
 The register block runs with the host (x86 MXCSR) in the step's mode, so the float32 sum of an
-exact product is the step itself (to odd: ``odd_sum_rz`` toward zero). These tests hold it to
+exact product is the step itself (to odd: ``odd_sum_rz`` toward zero; nearest-away:
+``away_sum_rz``, toward zero, from the truncated sum and its remainder). These tests hold it to
 the generic kernel bit for bit (signs of zero included: IEEE gives -0 for an exact zero
 downward, lowbit +0 unless both terms are -0) and to the Fraction replay, with overflow from
 an accumulator at float32's largest value.
@@ -21,6 +22,8 @@ from lowbit.emulator.gemm import gemm
 
 R = Rounding
 MODES = [R.TOWARD_ZERO, R.UP, R.DOWN, R.TO_ODD]
+#: binary32 takes nearest-away in the host plan too
+HOST_MODES = MODES + [R.NEAREST_AWAY]
 F32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -38,7 +41,7 @@ def operands(seed: int, m: int = 19, k: int = 300, n: int = 21):
     return a, b, c
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", HOST_MODES)
 @pytest.mark.parametrize("chunked", [False, True])
 def test_equals_generic_kernel(monkeypatch, mode, chunked):
     a, b, c = operands(int(mode))
@@ -57,14 +60,14 @@ def test_exact_zero_signs_downward():
     kernels, in every mode (IEEE downward would give -0 for all three)."""
     a = np.array([[1.0, -1.0], [-0.0, -0.0], [0.0, -0.0]])
     b = np.array([[1.0], [1.0]])
-    for mode in MODES:
+    for mode in HOST_MODES:
         dp = Datapath(a="fp16", b="fp16", accumulation=Sequential(format="binary32",
                                                                   rounding=mode))
         got = gemm(a, b, dp, C=np.full((3, 1), -0.0))[:, 0]
         assert list(np.signbit(got)) == [False, True, False], mode
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", HOST_MODES)
 def test_equals_fraction_replay(mode):
     rng = np.random.default_rng(4)
     a = quantize(rng.standard_normal((3, 50)) * 2.0 ** rng.integers(-10, 10, (3, 50)), "fp16")
@@ -95,3 +98,18 @@ def test_float32_range_formats_in_directed_modes(monkeypatch, mode, fmt, scale):
     c[3, 4], c[5, 6], c[7, 8] = np.nan, np.inf, -np.inf
     dp = Datapath(a=ops, b=ops, accumulation=Sequential(format=fmt, rounding=mode))
     fast_equals_generic(monkeypatch, a, b, dp, fast_expected=True, C=c)  # kind 9, or 3
+
+
+
+def test_nearest_away_ties(monkeypatch):
+    """Exact ties of binary32 (1 plus half a unit) go away from zero in both signs, a hair under
+    a tie goes toward zero; from float32's largest value a product below 2^104 (``fast_run``
+    keeps them there, so that no finite sum passes float32's range) never overflows."""
+    h = 2.0**-12
+    a = np.array([[1.0, h], [-1.0, -h], [1.0, h * (1 - 2.0**-10)], [0.0, h]])
+    b = np.array([[1.0], [h]])
+    c = np.array([[0.0], [0.0], [0.0], [F32_MAX]])
+    dp = Datapath(a="fp16", b="fp16", accumulation=Sequential(format="binary32",
+                                                              rounding=R.NEAREST_AWAY))
+    got = fast_equals_generic(monkeypatch, a, b, dp, C=c)[:, 0]
+    assert got.tolist() == [1.0 + 2.0**-23, -1.0 - 2.0**-23, 1.0, F32_MAX]

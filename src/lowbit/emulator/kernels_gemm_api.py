@@ -80,8 +80,10 @@ def rne_kind(fmt: FloatFormat) -> tuple[int, tuple[int, ...]]:
     return (4 if cap <= 127 else 5 if emin == -126 else 2), params
 
 
-#: Modes of binary32 steps inside a block that the host's own addition gives (kind 8).
-_HOST_MODES = (Rounding.TOWARD_ZERO, Rounding.UP, Rounding.DOWN, Rounding.TO_ODD)
+#: Modes of binary32 steps inside a block that the host's own addition gives (kind 8; to odd
+#: and nearest-away from the truncated sum and its remainder).
+_HOST_MODES = (Rounding.TOWARD_ZERO, Rounding.UP, Rounding.DOWN, Rounding.TO_ODD,
+               Rounding.NEAREST_AWAY)
 
 _KIND3_MODES = (Rounding.NEAREST_AWAY, Rounding.TOWARD_ZERO, Rounding.UP, Rounding.DOWN,
                 Rounding.TO_ODD)

@@ -26,7 +26,7 @@ from .llvm_round import _const, any_lane, lanes, like, magic_round_abs, splat
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
            "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
            "MXCSR_RC", "restore_mode", "round_unchecked", "odd_sum", "intrinsic_fn", "F16C_IMM",
-           "X86", "flags0", "midpoint_flags", "flags_any"]
+           "X86", "flags0", "midpoint_flags", "flags_any", "away_sum_rz"]
 
 _I32 = ir.IntType(32)
 #: The host is x86 (MXCSR, ``vcvtps2ph``): ``rz_mode`` and the directed kind-1 steps exist.
@@ -164,6 +164,31 @@ def odd_sum_rz(builder, acc, p):
     ti = _int_type(s)
     inexact = builder.zext(builder.fcmp_ordered("one", t, p), ti)
     return builder.bitcast(builder.or_(builder.bitcast(s, ti), inexact), s.type)
+
+
+def away_sum_rz(builder, acc, p):
+    """float32 ``acc + p`` rounded to nearest, ties away from zero (IR, float32 vectors), for
+    code that runs toward zero (``rz_mode``). ``s = RZ(acc + p)`` is the truncation; with the
+    terms ordered by magnitude, ``z = s - big`` is exact (Sterbenz) and ``t = RZ(small - z)``
+    the truncation of the exact remainder ``e = acc + p - s`` (same sign as ``s``), so
+    ``|2t| >= ulp(s)`` iff ``|e| >= ulp(s) / 2`` (a power of two): then ``s`` moves one unit
+    away from zero (the bit pattern plus one; from float32's largest value that is infinity).
+    ``ulp(s)`` is ``next(|s|) - |s|``, capped at 2^104 (the top binade's unit, where ``next`` is
+    infinity). NaN and infinite sums compare unordered and stay as they are."""
+    ti = _int_type(acc)
+    tf = acc.type
+    n = lanes(acc)
+    fabs = intrinsic_fn(builder.module, f"llvm.fabs.v{n}f32", tf, [tf])
+    fmin = intrinsic_fn(builder.module, f"llvm.minnum.v{n}f32", tf, [tf, tf])
+    s = builder.fadd(acc, p)
+    first = builder.fcmp_ordered("oge", builder.call(fabs, [acc]), builder.call(fabs, [p]))
+    big, small = builder.select(first, acc, p), builder.select(first, p, acc)
+    t = builder.fsub(small, builder.fsub(s, big))
+    mag = builder.and_(builder.bitcast(s, ti), _c(0x7FFFFFFF, acc))
+    ulp = builder.fsub(builder.bitcast(builder.add(mag, _c(1, acc)), tf), builder.bitcast(mag, tf))
+    ulp = builder.call(fmin, [ulp, ir.Constant(tf, [2.0 ** 104] * n)])
+    away = builder.fcmp_ordered("oge", builder.call(fabs, [builder.fadd(t, t)]), ulp)
+    return builder.bitcast(builder.add(builder.bitcast(s, ti), builder.zext(away, ti)), tf)
 
 
 #: Step kinds whose rounding is independent of the host's rounding mode, so that a whole block

@@ -19,7 +19,8 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
   and rounds the truncated sum, its random bits drawn per lane from the Weyl sums the kernel
   writes for each block call;
 * kind 8: binary32 toward zero, up, down (the host's own addition, the block running in that
-  mode) and to odd (``odd_sum_rz``, toward zero); x86 only;
+  mode), to odd (``odd_sum_rz``, toward zero) and nearest-away (``away_sum_rz``, toward
+  zero); x86 only;
 * kind 9: kind 3's modes for bf16 and tf32 (IEEE, float32's smallest normal), lazily: integer
   operations on the round-to-odd sum's pattern (``kernels_gemm_fast._directed_bits``), the
   block replayed with kind 3's step where a value passed the largest one or was not finite;
@@ -66,9 +67,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import kernels_gemm_sr as sr
-from .kernels_float import DOWN, NEAREST_EVEN, TO_ODD, TOWARD_ZERO
-from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, _f16_explicit, flags0,
-                               flags_any,
+from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, TO_ODD, TOWARD_ZERO
+from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, _f16_explicit,
+                               away_sum_rz, flags0, flags_any,
                                intrinsic_fn, make_step, midpoint_flags, odd_sum, odd_sum_rz,
                                restore_mode, round_bits_ir, round_ir, round_unchecked, rz_mode)
 from .kernels_gemm_magic import MAGIC_KIND, block_mode, round_lazy
@@ -298,6 +299,9 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
                 where = [(r, v) for r in rows for v in range(VB)]
                 if rz or host and mode in (TO_ODD, NEAREST_EVEN):  # (no FMA: products stay live)
                     return [odd_sum_rz(builder, x, mul(bcast[r], strips[v]))
+                            for x, (r, v) in zip(accs, where)]
+                if host and kind == HOST_KIND and mode == NEAREST_AWAY:
+                    return [away_sum_rz(builder, x, mul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
                 if host and mode == DOWN:  # an exact zero is -0 downward; lowbit's is +0
                     return [_plus_zero(builder, x, mul(bcast[r], strips[v]))
