@@ -14,13 +14,17 @@ downward accumulator drifts into.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_gemm_oracle import replay
 from test_gemm_sr import fast_equals_generic
 
 import lowbit
-from lowbit import FORMATS, FloatFormat, Rounding, Specials
+from lowbit import FORMATS, FloatFormat, Overflow, Rounding, Specials
 from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
 from lowbit.emulator.kernels_gemm_api import accumulator_kind
@@ -172,3 +176,38 @@ def test_nearest_even_takes_kind_10_for_short_products(monkeypatch, ops, acc, ki
     a = np.random.default_rng(1).standard_normal((6, 40))
     gemm(a, a.T, Datapath(a=ops, b=ops, accumulation=Sequential(format=acc)))
     assert [s[0] for s in steps] == [kind if X86 else 4]
+
+
+@st.composite
+def _kind10_formats(draw) -> FloatFormat:
+    """Custom formats kind 10 takes (signed, subnormals, -0, IEEE/FN/no specials, every
+    overflow policy they allow), with ranges inside the WIDE operand's."""
+    e = draw(st.integers(2, 7))
+    m = draw(st.integers(1, min(10, 14 - e)))  # (at most 16 bits: values() enumerates them)
+    specials = draw(st.sampled_from([Specials.IEEE, Specials.FN, Specials.NONE]))
+    top = (1 << e) - (2 if specials == Specials.IEEE else 1)  # the largest biased exponent
+    bias = draw(st.integers(max(1, top - 50), min(top + 60, 80)))
+    policies = {Specials.IEEE: [Overflow.INFINITY, Overflow.SATURATE],
+                Specials.FN: [Overflow.NAN, Overflow.SATURATE],
+                Specials.NONE: [Overflow.SATURATE]}[specials]
+    fmt = FloatFormat(name=f"e{e}m{m}b{bias}_{specials.name.lower()}", exponent_bits=e,
+                      mantissa_bits=m, bias=bias, specials=specials)
+    return dataclasses.replace(fmt, overflow=draw(st.sampled_from(policies)))
+
+
+@x86_only
+@settings(max_examples=25, deadline=None)
+@given(fmt=_kind10_formats(), mode=st.sampled_from(ALL_MODES), seed=st.integers(0, 2**32 - 1))
+def test_single_steps_of_custom_formats(fmt, mode, seed):
+    """Any format kind 10 takes, in every mode, lazily and replayed, against ``quantize``."""
+    if mode != R.NEAREST_EVEN:
+        assert accumulator_kind(Sequential(format=fmt, rounding=mode), inner=True)[0] == 10
+    x = _step_inputs(fmt, seed % 1000)[::7]
+    big = np.abs(x) > float(fmt.max)
+    for got, xs in ((_kernel_steps(x[~big], [1.0], fmt, mode)[:, 0], x[~big]),
+                    (_kernel_steps(x, [1.0, 2.0**30], fmt, mode)[:, 0], x)):
+        want = np.asarray(lowbit.quantize(xs, fmt, mode), np.float64)
+        nonzero = xs != 0
+        same = (got == want) | (np.isnan(got) & np.isnan(want))
+        assert same[nonzero].all(), (xs[nonzero & ~same][:5], got[nonzero & ~same][:5])
+        assert np.array_equal(np.signbit(got[nonzero]), np.signbit(want[nonzero]))
