@@ -1,5 +1,7 @@
-"""Step kind 10: the non-RNE deterministic modes to small formats by one magic addition made in
-the host's own rounding mode (x86; ``kernels_gemm_micro`` builds the loops).
+"""Step kind 10: the deterministic modes to small formats by one magic addition made in the
+host's own rounding mode (x86; ``kernels_gemm_micro`` builds the loops). ``kernels_gemm_api``
+gives it the non-RNE modes of kind 6's formats, and RNE where short products would make kind
+4's speculation replay most spans.
 
 Kind 6 (``llvm_round._emit_directed_magic``) rounds ``|x|`` to nearest with a magic constant and
 then works out both neighbours and picks one: about 30 instructions per vector with its overflow,
@@ -109,7 +111,7 @@ def _grid(builder: ir.IRBuilder, mode: int, s, g, capped: bool):
     if mode not in MAGIC_MODES:
         raise ValueError(f"kind 10 takes no mode {mode}")
     nearest = mode in (NEAREST_AWAY, NEAREST_EVEN)
-    if nearest:  # half a quantum first, with s's sign: exact but across a binade
+    if nearest:  # half a quantum first, with s's sign: exact, or truncated across a binade
         half = b.fmul(big, ir.Constant(tf, [2.0 ** -24] * n))
         v = b.fadd(s, half)
     else:
