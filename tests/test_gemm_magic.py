@@ -118,11 +118,12 @@ def test_single_steps_equal_quantize(mode, acc):
     assert np.array_equal(np.signbit(full), np.signbit(generic[:, 0]))
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
-@pytest.mark.parametrize(("ops", "acc", "scale"), [
-    ("fp16", "e4m3fn", 1.0), ("e4m3fn", "e5m2", 2.0**-4), ("fp16", "fp16", 1.0),
-    ("e4m3fn", E6M3, 8.0)], ids=_name)
-def test_gemm_equals_generic_kernel(monkeypatch, mode, ops, acc, scale):
+@pytest.mark.parametrize(("ops", "acc", "scale", "mode"), [
+    (ops, acc, scale, mode) for ops, acc, scale in [
+        ("fp16", "e4m3fn", 1.0), ("e4m3fn", "e5m2", 2.0**-4), ("e4m3fn", E6M3, 8.0)]
+    for mode in ALL_MODES] + [("fp16", "fp16", 1.0, R.TO_ODD), ("fp16", "fp16", 1.0,
+                                                                R.NEAREST_AWAY)], ids=_name)
+def test_gemm_equals_generic_kernel(monkeypatch, ops, acc, scale, mode):
     """Fast (spied: it ran and kept its result) against the generic kernel, with NaN, infinite,
     huge and -0 entries of C, products reaching the formats' subnormals (``scale``), and K long
     enough that upward and downward accumulators drift into overflow in some blocks."""

@@ -47,11 +47,9 @@ CASES = [
     ("fp16", "fp16", R.DOWN, "e5m2", R.TO_ODD, 8.0),
     ("fp16", "fp16", R.NEAREST_EVEN, "bf16", R.DOWN, 300.0),
     ("fp16", "bf16", R.NEAREST_EVEN, "bf16", R.NEAREST_EVEN, 1.0),
-    ("fp16", "bf16", R.NEAREST_EVEN, "binary32", R.TOWARD_ZERO, 1.0),
     ("fp16", "tf32", R.TOWARD_ZERO, "fp16", R.TO_ODD, 1.0),
     ("fp16", "tf32", R.TO_ODD, "fp16", R.NEAREST_EVEN, 1.0),
-    ("fp16", "e5m2", R.NEAREST_EVEN, "fp16", R.NEAREST_EVEN, 2.0**-6),
-    ("fp16", "e4m3fn", R.UP, "binary32", R.NEAREST_EVEN, 30.0),
+    ("fp16", "e5m2", R.NEAREST_EVEN, "binary32", R.TOWARD_ZERO, 2.0**-6),
     ("e4m3fn", "e3m4", R.NEAREST_AWAY, "e5m2", R.NEAREST_EVEN, 1.0),
     # infinite products into fp16 (vcvtps2ph), into kind 10 nearest-even and toward zero
     ("fp16", "fp16", R.NEAREST_EVEN, "fp16", R.NEAREST_EVEN, 300.0),
@@ -119,7 +117,7 @@ def test_stochastic_accumulator_declines_products_that_may_overflow(monkeypatch)
         fast_expected=X86, C=c)
 
 
-@pytest.mark.parametrize("pm", [R.NEAREST_EVEN, R.TOWARD_ZERO, R.NEAREST_AWAY])
+@pytest.mark.parametrize("pm", [R.NEAREST_EVEN, R.NEAREST_AWAY])
 def test_equals_fraction_replay(pm):
     rng = np.random.default_rng(8)
     a = lowbit.quantize(rng.standard_normal((3, 40)) * 2.0 ** rng.integers(-6, 6, (3, 40)),
