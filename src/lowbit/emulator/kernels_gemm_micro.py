@@ -136,7 +136,7 @@ def _plus_zero(builder, acc, p):
 def product_ir(builder, prod: tuple[int, int], p, gp):
     """The exact float32 product ``p`` (a vector) rounded as ``prod`` = (kind, mode) says
     (``PRODUCT_*``; kind 0: unchanged), with the product format's parameters ``gp``
-    (``quantize._f32_params``). Both roundings ignore the host's rounding mode, so they hold
+    (``quantize._f32_params``). All three ignore the host's rounding mode, so they hold
     in every block plan."""
     from .llvm_round import _emit
     kind, mode = prod
