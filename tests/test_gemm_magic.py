@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_gemm_oracle import check_all
-from test_gemm_sr import fast_equals_generic
+from test_gemm_sr import fast_equals_generic, x86_only
 
 import lowbit
 from lowbit import FORMATS, FloatFormat, Overflow, Rounding, Specials
@@ -37,7 +37,6 @@ R = Rounding
 MODES = [R.NEAREST_AWAY, R.TOWARD_ZERO, R.UP, R.DOWN, R.TO_ODD]
 #: ... and nearest-even, which kind 10 takes for short products only (``SHORT_PRODUCTS``)
 ALL_MODES = [R.NEAREST_EVEN] + MODES
-x86_only = pytest.mark.skipif(not X86, reason="kind 10 sets MXCSR: x86 hosts only")
 #: An operand format holding 22 significant bits from 2^-90 to 2^57, and powers of two: their
 #: products are exact in float32 and stay below 2^125 (``fast_run``'s bound).
 WIDE = FloatFormat(name="wide_e7m21", exponent_bits=7, mantissa_bits=21, bias=70)

@@ -189,18 +189,24 @@ def _product_plan(product, operands, top: int):
     if (ieee and fmt.subnormals and fmt.negative_zero and sp <= m + 1 and la + lb >= emin - m
             and top <= emax):
         return NO_PRODUCT, (), sp, top, True
-    rne = accumulator_kind(Sequential(format=fmt)) if mode == Rounding.NEAREST_EVEN else None
     if ieee and fmt.subnormals and (m, emin, emax) == (10, -14, 15) and (
             mode == Rounding.NEAREST_EVEN or X86 and int(mode) in F16C_IMM):
         prod, params = (PRODUCT_F16, int(mode)), (0,) * 9
-    elif rne is not None and rne[0] == 5:
-        prod, params = (PRODUCT_BITS, 0), rne[1]
+    elif mode == Rounding.NEAREST_EVEN and _kind5(fmt):
+        prod, params = (PRODUCT_BITS, 0), accumulator_kind(Sequential(format=fmt))[1]
     elif _fast_f32(fmt):
         prod, params = (PRODUCT_EMIT, int(mode)), tuple(int(v) for v in _f32_params(fmt, mode))
     else:
         return None
     finite = top <= emax or fmt.overflow == Overflow.SATURATE
     return prod, params, min(sp, m + 1), min(top + 1, emax + 1), finite
+
+
+def _kind5(fmt: FloatFormat) -> bool:
+    """Whether RNE to ``fmt`` is kind 5 (bf16, tf32: integer rounding alone)."""
+    from .datapath import Sequential
+    got = accumulator_kind(Sequential(format=fmt))
+    return got is not None and got[0] == 5
 
 
 def _needs_twosum(operands, fmt: FloatFormat, sp: int | None = None) -> bool:

@@ -43,7 +43,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from .kernels_float import DOWN, NEAREST_AWAY, NEAREST_EVEN, TO_ODD, TOWARD_ZERO, UP
-from .llvm_round import _const, _finish, lanes, like, splat
+from .llvm_round import _const, _finish, _magic_grid, lanes, like, magic_constant, splat
 
 __all__ = ["MAGIC_KIND", "MAGIC_MODES", "block_mode", "round_lazy", "round_full"]
 
@@ -53,7 +53,7 @@ MAGIC_KIND = 10
 MAGIC_MODES = (NEAREST_EVEN, NEAREST_AWAY, TOWARD_ZERO, UP, DOWN, TO_ODD)
 
 _I32 = ir.IntType(32)
-_EXP, _SIGN, _MAG = 0x7F800000, 0x80000000, 0x7FFFFFFF
+_SIGN, _MAG = 0x80000000, 0x7FFFFFFF
 
 
 def block_mode(mode: int) -> int:
@@ -97,17 +97,13 @@ def _grid(builder: ir.IRBuilder, mode: int, s, g, capped: bool):
     def c(v: int):
         return _const(v, ti)
 
-    m, emin = (splat(b, v, n) for v in (g[0], g[1]))
-    floor = b.shl(b.add(emin, c(127)), c(23))       # exponent field of the smallest normal
-    shift = b.shl(b.sub(c(23), m), c(23))           # 2^(23 - m), as an exponent field step
+    sh, magic, cap = _magic_grid(b, *(splat(b, v, n) for v in (g[0], g[1], g[3])))
     bits = b.bitcast(s, ti)
     sign = b.and_(bits, c(_SIGN))
-    e = b.and_(bits, c(_EXP))
-    e = b.select(b.icmp_unsigned("<", e, floor), floor, e)
-    if capped:
-        cap = b.add(b.and_(splat(b, g[3], n), c(_EXP)), c(1 << 23))
-        e = b.select(b.icmp_unsigned(">", e, cap), cap, e)
-    big = b.bitcast(b.or_(b.add(e, shift), sign), tf)   # Cs
+    # C = 2^(e + 23 - m) clamped to the subnormal quantum's constant (and to the cap), as kind
+    # 4's and 6's magic roundings take it (the exponent field of ``bits`` is ``|s|``'s)
+    big = magic_constant(b, bits, sh, magic, cap if capped else None)
+    big = b.bitcast(b.or_(big, sign), tf)   # Cs
     if mode not in MAGIC_MODES:
         raise ValueError(f"kind 10 takes no mode {mode}")
     nearest = mode in (NEAREST_AWAY, NEAREST_EVEN)
