@@ -64,18 +64,15 @@ def test_unfinalise_inverts_the_finaliser():
         assert finalise(unfinalise(h)) == h
 
 
-def word(weyl: int) -> int:
-    """The 64 random bits of the lane whose Weyl sum is ``weyl`` (``rng``: high word lane 0)."""
-    return (finalise(weyl) << 32) | finalise((weyl + LANE) & M32)
-
-
 # ------------------------------------------------------------- one step, eight lanes
 _HARNESS = {}
 
 
 def harness(mantissa_bits: int, nbits: int):
-    """njit ``run(acc, p, weyl, out, g, fail)``: every 8 lanes through ``decide``,
-    ``resolve_all`` and ``finish`` with the host rounding toward zero, as a block does."""
+    """njit ``run(acc, p, weyl, wlo, out, g, fail)``: every 8 lanes through ``decide``,
+    ``resolve_all`` and ``finish`` with the host rounding toward zero, as a block does. The
+    high random word comes from ``weyl``, the low one from ``wlo`` (a block passes the same
+    sums; a test may choose both words)."""
     key = (mantissa_bits, nbits)
     if key in _HARNESS:
         return _HARNESS[key]
@@ -84,17 +81,17 @@ def harness(mantissa_bits: int, nbits: int):
     i1 = types.Array(types.int32, 1, "C")
 
     @intrinsic
-    def step8(typingctx, acc, p, weyl, out, g, fail, i):
-        sig = types.void(acc, p, weyl, out, g, fail, i)
+    def step8(typingctx, acc, p, weyl, wlo, out, g, fail, i):
+        sig = types.void(acc, p, weyl, wlo, out, g, fail, i)
 
         def codegen(context, builder, signature, args):
             data = [context.make_array(t)(context, builder, v).data
-                    for t, v in zip((f1, f1, u1, f1), args[:4])]
-            fail_d = context.make_array(i1)(context, builder, args[5]).data
+                    for t, v in zip((f1, f1, u1, u1, f1), args[:5])]
+            fail_d = context.make_array(i1)(context, builder, args[6]).data
 
             def at(ptr, ty):
                 vec = ir.VectorType(ty, 8).as_pointer()
-                return builder.bitcast(builder.gep(ptr, [args[6]]), vec)
+                return builder.bitcast(builder.gep(ptr, [args[7]]), vec)
 
             f32, i32 = ir.FloatType(), ir.IntType(32)
             # as in a block: the mode is set in a basic block of its own, before the loads and
@@ -104,13 +101,13 @@ def harness(mantissa_bits: int, nbits: int):
             builder.branch(body)
             builder.position_at_end(body)
             accv, pv = (builder.load(at(d, f32), align=4) for d in data[:2])
-            weylv = builder.load(at(data[2], i32), align=4)
-            gv = [builder.trunc(builder.extract_value(args[4], j), i32) for j in range(9)]
+            weylv, wlov = (builder.load(at(d, i32), align=4) for d in data[2:4])
+            gv = [builder.trunc(builder.extract_value(args[5], j), i32) for j in range(9)]
             gr = grid(builder, gv, nbits, 8, mantissa_bits)
-            ln = decide(builder, builder.fadd(accv, pv), accv, pv, weylv, gr)
+            ln = decide(builder, builder.fadd(accv, pv), accv, pv, weylv, gr)._replace(weyl=wlov)
             (t,) = resolve_all(builder, [ln], gr, fail_d)
             r = finish(builder, ln, t, gr, gv)
-            builder.store(r, at(data[3], f32), align=4)
+            builder.store(r, at(data[4], f32), align=4)
             tail = builder.append_basic_block("restore")
             builder.branch(tail)
             builder.position_at_end(tail)
@@ -120,9 +117,9 @@ def harness(mantissa_bits: int, nbits: int):
         return sig, codegen
 
     @njit
-    def run(acc, p, weyl, out, g, fail):
+    def run(acc, p, weyl, wlo, out, g, fail):
         for i in range(0, acc.size, 8):
-            step8(acc, p, weyl, out, g, fail, i)
+            step8(acc, p, weyl, wlo, out, g, fail, i)
 
     _HARNESS[key] = run
     return run
@@ -139,20 +136,26 @@ def ambiguous_weyl(x: Fraction, fmt, nbits: int, rng) -> int:
     return unfinalise((top << (32 - k)) | low)
 
 
-def check_steps(fmt_name: str, nbits: int, acc, p, weyl) -> None:
+def check_steps(fmt_name: str, nbits: int, acc, p, weyl, low_words=None) -> None:
+    """Steps ``acc + p`` with the random words of Weyl sums ``weyl`` against the Fraction
+    oracle; ``low_words`` (optional) replaces each lane's low random word."""
     fmt = FORMATS[fmt_name]
     acc, p = np.float32(acc), np.float32(p)
     pad = -len(acc) % 8
     acc, p = (np.concatenate([v, np.zeros(pad, np.float32)]) for v in (acc, p))
     weyl = np.concatenate([np.array(weyl, np.uint64), np.zeros(pad, np.uint64)]).astype(np.uint32)
+    wlo = weyl.copy()
+    if low_words is not None:
+        wlo[:len(low_words)] = [(unfinalise(w) - LANE) & M32 for w in low_words]
     out = np.empty_like(acc)
     fail = np.zeros(1, np.int32)
     g = tuple(int(v) for v in _f32_params(fmt, R.STOCHASTIC))
-    harness(fmt.mantissa_bits, nbits)(acc, p, weyl, out, g, fail)
+    harness(fmt.mantissa_bits, nbits)(acc, p, weyl, wlo, out, g, fail)
     assert fail[0] == 0
-    for x, y, w, got in zip(acc, p, weyl, out):
-        want = round_frac(Fraction(float(x)) + Fraction(float(y)), fmt, R.STOCHASTIC,
-                          word(int(w)), nbits)
+    for x, y, w, lo, got in zip(acc, p, weyl, wlo, out):
+        rnd = (finalise(int(w)) << 32) | finalise((int(lo) + LANE) & M32)
+        want = round_frac(Fraction(float(x)) + Fraction(float(y)), fmt, R.STOCHASTIC, rnd,
+                          nbits)
         assert got == float(want) or (math.isnan(got) and math.isnan(float(want))), \
             (fmt_name, nbits, float(x), float(y), int(w), float(got), float(want))
 
@@ -210,6 +213,28 @@ def test_ambiguous_step_property(seed, ea, sig, ep, neg, nbits):
     x = Fraction(acc) + Fraction(p)
     check_steps("fp16", nbits, [acc, acc], [p, p],
                 [ambiguous_weyl(x, FORMATS["fp16"], nbits, rng), seed])
+
+
+@x86_only
+@pytest.mark.parametrize("nbits", [62, 40])
+def test_tiny_product_of_opposite_sign(nbits):
+    """A product far below the accumulator's float32 unit and of the opposite sign: the
+    truncation's error ``2^-9 - 2^-48`` (from ``2^15 - 2^-48``) needs 40 bits, so its float32
+    truncation ``2^-9 - 2^-33`` would decide some random words wrongly. The exact sum lies
+    ``1 - 2^-52`` quanta above ``2^15 - 16``: it rounds up iff ``R >= 2^(nbits - 52)``
+    (``R >= 1`` for 40 bits), so low words just above that threshold and up to ``2^25``
+    times it must round up, and below it down."""
+    base = 1 << (64 - nbits)      # one unit of R in the 64-bit word
+    first = 1 << max(nbits - 52, 0)  # the smallest R that rounds up
+    rs = [first - 1, first, first + 1, first * 2**5, first * 2**14, first * 2**24,
+          first * 2**26, 1 << (nbits - 14)]
+    rs = [r for r in rs if 0 <= r < 1 << (nbits - 13)]  # (top 13 bits of R zero: ambiguous)
+    words = [r * base for r in rs]
+    acc = [2.0**15, -2.0**15] * len(words)
+    p = [-2.0**-48, 2.0**-48] * len(words)
+    lows = [w & M32 for w in words for _ in (0, 1)]
+    weyl = [unfinalise(w >> 32) for w in words for _ in (0, 1)]
+    check_steps("fp16", nbits, acc, p, weyl, lows)
 
 
 # ------------------------------------------------------------- whole GEMMs

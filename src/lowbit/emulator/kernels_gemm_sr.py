@@ -21,9 +21,12 @@ quantum in its normal range) and ``k = min(N, sh)``:
   ``w = u * 2^-k``, ``L = |s| mod w``, ``q = log2 u`` and ``b`` the low ``N - k`` bits of
   ``R``, it rounds up iff ``E >= (2^(N-k) - b) * 2^(q-N) - L``, which is
   ``f * 2^k - A >= 1 - b / 2^(N-k)`` multiplied out. A branch taken only when some lane of
-  the k-step is ambiguous computes it in float64 from the truncation's error ``E``, exact under
-  round-toward-zero by Fast2Sum with the operands ordered by magnitude (``s - big`` is exact,
-  and so is ``small - (s - big)``: the low bits of ``small`` that the truncation dropped).
+  the k-step is ambiguous computes it in float64 from the truncation's error ``E``, by
+  Fast2Sum under round-toward-zero with the operands ordered by magnitude: ``z = s - big`` is
+  exact, and so is ``small - z`` (the low bits of ``small`` that the truncation dropped)
+  unless the terms have opposite signs and ``small`` lies far below ``ulp(s)``. There
+  ``E = ulp(s) - |small|`` may need more than 24 bits, and the comparison is made as
+  ``|z| - threshold >= |small|`` (``|z| = ulp(s)``), exact in float64.
 
 Both sides of that comparison are exact float64 values while ``N - k <= 53`` (required:
 ``exact_resolution_ok``) and ``d - k <= 53``, ``d`` the bits of ``s`` below the quantum; an
@@ -89,13 +92,22 @@ def _pow2(b, e, n):
 
 
 def _exact_error(b, s, acc, p):
-    """|x| - |s| for the truncated sum ``s = RZ(acc + p)`` (float32, exact under RZ)."""
+    """(``|x| - |s|`` truncated to float32, whether that was exact, ``|z|``, ``|small|``;
+    float32 values, i1) for the truncated sum ``s = RZ(acc + p)``: ``z = s - big`` is exact,
+    and so is ``small - z`` unless the terms have opposite signs and ``|small|`` lies far below
+    ``ulp(s)`` (the error ``ulp(s) - |small|`` may then need more than 24 bits; ``|z|`` is
+    ``ulp(s)`` there). ``z + RZ(small - z) == small`` tells which."""
     ti = like(_I32, lanes(s))
     mag = [b.and_(b.bitcast(v, ti), _c(0x7FFFFFFF, ti)) for v in (acc, p)]
     acc_big = b.icmp_unsigned(">=", mag[0], mag[1])
     big, small = b.select(acc_big, acc, p), b.select(acc_big, p, acc)
-    err = b.fsub(small, b.fsub(s, big))
-    return b.bitcast(b.and_(b.bitcast(err, ti), _c(0x7FFFFFFF, ti)), s.type)
+    z = b.fsub(s, big)
+    err = b.fsub(small, z)
+    exact = b.fcmp_ordered("==", b.fadd(z, err), small)
+
+    def fabs(v):
+        return b.bitcast(b.and_(b.bitcast(v, ti), _c(0x7FFFFFFF, ti)), s.type)
+    return fabs(err), exact, fabs(z), fabs(small)
 
 
 class Lane(NamedTuple):
@@ -160,7 +172,8 @@ def _resolve(b, ln: Lane, gr: Grid):
     n = lanes(ln.s)
     ti, t64, tf = like(_I32, n), like(_I64, n), like(_F64, n)
     k, nbits = _c(gr.k, ti), gr.nbits
-    e = b.fpext(_exact_error(b, ln.s, ln.acc, ln.p), tf)
+    err, err_exact, z, small = (b.fpext(v, tf) if i != 1 else v for i, v in
+                                enumerate(_exact_error(b, ln.s, ln.acc, ln.p)))
     sa = b.fpext(b.bitcast(ln.a, ln.s.type), tf)
     ebits = b.lshr(ln.a, _c(23, ti))
     ex = b.sub(b.select(b.icmp_unsigned("<", ebits, _c(1, ti)), _c(1, ti), ebits), _c(127, ti))
@@ -175,7 +188,11 @@ def _resolve(b, ln: Lane, gr: Grid):
     gap = b.uitofp(b.sub(_c(1 << rest_bits, t64), rest), tf)
     threshold = b.fsub(b.fmul(gap, _pow2(b, b.sub(q, _c(nbits, ti)), n)), low)
     amb = b.and_(ln.amb, b.icmp_signed("<", ln.a, _c(0x7F800000, ti)))  # finite sums only
-    up = b.and_(amb, b.fcmp_ordered(">=", e, threshold))
+    # E >= threshold, with E = |z| - |small| where its float32 truncation was inexact (then
+    # |z| = ulp(s), and |z| - threshold is exact: below 2^(q - k) for a positive threshold,
+    # in units of 2^(q - N) or of s's last bit; a negative one leaves it above |small| anyway)
+    up_inexact = b.fcmp_ordered(">=", b.fsub(z, threshold), small)
+    up = b.and_(amb, b.select(err_exact, b.fcmp_ordered(">=", err, threshold), up_inexact))
     d = b.sub(b.add(q, _c(23, ti)), ex)  # bits of s below the quantum
     too_wide = b.and_(b.and_(amb, b.icmp_unsigned("!=", ln.a, _c(0, ti))),
                       b.icmp_signed(">", b.sub(d, k), _c(53, ti)))  # (a zero sum is exact)
