@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lowbit import FORMATS, quantize
+from lowbit import FORMATS, Rounding, quantize
 from lowbit.emulator import kernels_accumulate_api as api
 from lowbit.emulator.counters import Counters
 from lowbit.emulator.datapath import (BinaryAccumulation, Chunked, Datapath, Exact,
@@ -165,3 +165,34 @@ def test_binary_and_integer_paths_with_initial_accumulator():
     idp = Datapath(a="int4", b="int4", accumulation=IntegerAccumulation(bits=32))
     ai, bi = rng.integers(-8, 8, (4, 50)), rng.integers(-8, 8, (50, 3))
     assert np.array_equal(gemm(ai, bi, idp, C=c), ai @ bi + c)
+
+
+@pytest.mark.parametrize("acc", [Sequential(format="fp16"), Sequential(format="binary32"),
+                                 Sequential(format="binary32", rounding=Rounding.TOWARD_ZERO),
+                                 Sequential(format="e4m3fn"),
+                                 Chunked(chunk=2, inner=Sequential(format="fp16"),
+                                         outer=Sequential(format="binary32")),
+                                 Exact(), "H100"])
+def test_nan_results_are_one_pattern_whichever_kernel_runs(acc):
+    """NaN operands, inf - inf and NaN in C give numpy's positive quiet NaN from the fast
+    kernels and from the generic one (counters on), every other result bit for bit equal."""
+    from lowbit.accelerators import tensor_core
+    dp = (tensor_core("H100", "e4m3fn") if acc == "H100" else
+          Datapath(a="e4m3fn", b="e4m3fn", accumulation=acc))
+    a = np.ones((5, 6))
+    a[0, 1], a[1, 2], a[2, 0] = np.nan, 448.0, -448.0   # NaN operand; e4m3fn's largest
+    b = np.ones((6, 16))
+    b[2, :8], b[0, :8] = 448.0, 448.0                    # 448^2: inf in fp16 and e4m3fn
+    b[0, 8:] = -np.nan
+    c = np.zeros((5, 16))
+    c[3, 3], c[4, 4] = -np.nan, -np.inf
+    fast = gemm(a, b, dp, C=c)
+    generic, _ = gemm(a, b, dp, C=c, counters=True)
+    assert np.array_equal(fast.view(np.uint64), generic.view(np.uint64))
+    nan = np.isnan(fast)
+    assert nan[0].all() and nan[3, 3] and nan[:, 8:].any()
+    assert (fast[nan].view(np.uint64) == np.float64(np.nan).view(np.uint64)).all()
+    out = np.empty((5, 16), np.float32)
+    if dp.output_format.fits_float32():
+        gemm(a, b, dp, C=c, out=out)
+        assert (out[nan].view(np.uint32) == 0x7FC00000).all()

@@ -26,6 +26,11 @@ def gemm(A, B, datapath: Datapath, C=None, out: np.ndarray | None = None, counte
          *, scale_a=None, scale_b=None):
     """``round_out(C + A @ B)`` as the MAC array ``datapath`` computes it; float64 ``[M, N]``.
 
+    NaN results are returned as one pattern, numpy's positive quiet NaN: IEEE 754 leaves the
+    sign and payload of a NaN result unspecified, and the kernels (float32 fast paths, the
+    generic one, x86's default NaN) would otherwise differ, so that results compare bit for bit
+    whichever kernel ran.
+
     Args:
         A, B: ``[M, K]`` and ``[K, N]`` real arrays (never modified), quantised RNE to the operand
             formats or checked, as ``datapath.operand_mode`` says.
@@ -47,7 +52,7 @@ def gemm(A, B, datapath: Datapath, C=None, out: np.ndarray | None = None, counte
     """
     job = _Job(A, B, datapath, C, out, scale_a, scale_b)
     cnt = new_counter_array() if counters else None
-    result = job.compute(cnt)
+    result = _canonical_nan(job.compute(cnt))
     if out is not None:
         out[...] = result
         result = out
@@ -97,6 +102,14 @@ def matmul(A, B, datapath: Datapath, counters: bool = False):
         out[idx] = r[0] if counters else r
         total = total + r[1] if counters else total
     return (out, total) if counters else out
+
+
+def _canonical_nan(x: np.ndarray) -> np.ndarray:
+    """``x`` (the call's own result array) with every NaN replaced by ``np.nan``."""
+    nan = np.isnan(x)
+    if nan.any():
+        x[nan] = np.nan
+    return x
 
 
 def _array(x, name: str) -> np.ndarray:
