@@ -20,7 +20,7 @@ import lowbit
 from lowbit import FORMATS, Rounding
 from lowbit.emulator.datapath import Chunked, Datapath, Product, Sequential
 from lowbit.emulator.gemm import gemm
-from lowbit.emulator.kernels_gemm_api import _product_plan, _product_top
+from lowbit.emulator.kernels_gemm_api import _product_plan, _product_range
 from lowbit.emulator.kernels_gemm_fast import X86
 from lowbit.emulator.kernels_gemm_micro import NO_PRODUCT, PRODUCT_BITS, PRODUCT_EMIT, PRODUCT_F16
 
@@ -87,7 +87,7 @@ def test_product_plans(ops, pf, kind):
     fmt = FORMATS.get(pf) or lowbit.FloatFormat(name=pf, exponent_bits=8, mantissa_bits=7,
                                                bias=127)
     operands = (FORMATS[ops], FORMATS[ops])
-    plan = _product_plan(Product(format=fmt), operands, _product_top(operands))
+    plan = _product_plan(Product(format=fmt), operands, *_product_range(operands))
     assert plan[0][0] == kind
     assert (plan[0] == NO_PRODUCT) == (kind == 0)
 

@@ -134,13 +134,42 @@ def _stochastic(seq, fmt, m, emin, emax):
     return SR_KIND, params + (nbits, int(seed_key(int(seq.seed))))
 
 
-def _product_top(operands) -> int | None:
-    """Binary exponent bounding every product (``|p| < 2^top``) if all are exact in float32."""
+def _product_range(operands, a=None, b=None) -> tuple[int, int] | None:
+    """(top, low): binary exponents with ``|p| < 2^top`` and every product a multiple of
+    ``2^low``, if all products are exact in float32; else None. The operand formats decide
+    where their ranges allow it (fp16, fp8, ...); formats as wide as float32 (bf16, tf32) are
+    judged by the operands ``a`` and ``b`` themselves (``kernels_range``): a value in
+    ``[2^e, 2^(e+1))`` with ``s`` significant bits is a multiple of ``2^(e + 1 - s)``."""
     from .datapath import _significand_range
     if operands is None:
         return None
-    (sa, la, ha), (sb, lb, hb) = (_significand_range(f) for f in operands)
-    return ha + hb if sa + sb <= 24 and la + lb >= -149 and ha + hb <= 127 else None
+    ranges = [_significand_range(f) for f in operands]
+    (sa, la, ha), (sb, lb, hb) = ranges
+    if sa + sb > 24:
+        return None
+    if not (la + lb >= -149 and ha + hb <= 127) and a is not None and b is not None:
+        (la, ha), (lb, hb) = (_data_range(x, *r) for x, r in zip((a, b), ranges))
+    return (ha + hb, la + lb) if la + lb >= -149 and ha + hb <= 127 else None
+
+
+def _fused_ok(operands, product, kin: int, kout: int) -> bool:
+    """Whether products float32 cannot hold (binary32 operands) may still run, fused: operand
+    values are float32 values, products exact, and every step binary32 RNE (kind 0), which an
+    FMA gives from the exact ``acc + a * b`` with one rounding, whatever the magnitudes."""
+    from .datapath import _significand_range
+    ranges = [_significand_range(f) for f in operands] if operands is not None else []
+    return (len(ranges) == 2 and all(s <= 24 and lo >= -149 and hi <= 128 for s, lo, hi in ranges)
+            and (product is None or product.format is None) and kin == 0 and kout == 0)
+
+
+def _data_range(x, s: int, low: int, high: int) -> tuple[int, int]:
+    """(lsb, msb) exponents of ``x``'s nonzero finite values, within the format's (``low``,
+    ``high``); (0, 0) when there are none (every product is then zero or not finite)."""
+    from .kernels_range import magnitude_range
+    lo, hi = magnitude_range(np.ascontiguousarray(x))
+    if lo == np.inf:
+        return 0, 0
+    return max(low, int(np.frexp(lo)[1]) - s), min(high, int(np.frexp(hi)[1]))
 
 
 #: RNE steps to kind-4 formats that need the round-to-odd fix take kind 10 (one magic addition
@@ -158,9 +187,10 @@ def _product_bits(operands) -> int:
     return _significand_range(operands[0])[0] + _significand_range(operands[1])[0]
 
 
-def _product_plan(product, operands, top: int):
+def _product_plan(product, operands, top: int, low: int):
     """How the fast kernels form the products of ``operands`` (exact in float32, below
-    ``2^top``) under ``product`` (a Product or None): (the block's ``prod`` step, its nine
+    ``2^top``, multiples of ``2^low``) under ``product`` (a Product or None): (the block's
+    ``prod`` step, its nine
     parameters or (), significant bits of a product as accumulated, its bound exponent, whether
     every product is finite); None where the kernels cannot round to the product format.
 
@@ -173,7 +203,7 @@ def _product_plan(product, operands, top: int):
     overflows the format (``top > emax``): then it may be infinite or NaN, which every step but
     the stochastic one takes as the generic kernel does (IEEE arithmetic on the sum).
     """
-    from .datapath import Sequential, _significand_range
+    from .datapath import Sequential
     from .kernels_gemm_micro import NO_PRODUCT, PRODUCT_BITS, PRODUCT_EMIT, PRODUCT_F16
     from .quantize import _fast_f32
     sp = _product_bits(operands)
@@ -182,11 +212,10 @@ def _product_plan(product, operands, top: int):
     fmt, mode = product.format, product.rounding
     if fmt.radix != 2 or fmt.exponent_shift:
         return None
-    (_, la, _), (_, lb, _) = (_significand_range(f) for f in operands)
     emin, emax = fmt.binary_exponent_range
     m = fmt.mantissa_bits
     ieee = fmt.specials == Specials.IEEE and fmt.overflow == Overflow.INFINITY
-    if (ieee and fmt.subnormals and fmt.negative_zero and sp <= m + 1 and la + lb >= emin - m
+    if (ieee and fmt.subnormals and fmt.negative_zero and sp <= m + 1 and low >= emin - m
             and top <= emax):
         return NO_PRODUCT, (), sp, top, True
     if ieee and fmt.subnormals and (m, emin, emax) == (10, -14, 15) and (
@@ -248,17 +277,24 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
     """Run the fast kernel into ``out`` and return True, or return False (then ``out`` holds
     nothing of use). ``k0``, ``ktot``: the global k of a's first column and K (stochastic
     rounding's stream indices); ``product`` the Product record (None: exact)."""
-    top = _product_top(operands)
-    if top is None:
-        return False
-    plan = _product_plan(product, operands, top)
-    if plan is None:
-        return False
-    prod, g_prod, sp, top, finite = plan
     kin = accumulator_kind(inner, inner=True)
     kout = accumulator_kind(outer) if outer is not None else (0, (0,) * 9)
     if kin is None or kout is None:
         return False
+    rng = _product_range(operands, a, b)
+    if rng is None and _fused_ok(operands, product, kin[0], kout[0]):
+        rng, fused = (127, -149), True
+    elif rng is None:
+        return False
+    else:
+        fused = False
+    plan = _product_plan(product, operands, *rng)
+    if plan is None:
+        return False
+    prod, g_prod, sp, top, finite = plan
+    if fused:
+        from .kernels_gemm_micro import FUSED_PRODUCT
+        prod = FUSED_PRODUCT
     inner_emax = inner.format.binary_exponent_range[1]
     outer_emax = outer.format.binary_exponent_range[1] if outer is not None else 0
     if kout[0] in (3, 6, 9, 10) and max(inner_emax, outer_emax) > 125:
@@ -287,7 +323,7 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
         step_in, g_in = (7, inner.format.mantissa_bits, kin[1][9]), kin[1][:9]
         sr = (kin[1][10], int(k0), int(ktot if ktot is not None else a.shape[1]))
     step_out = (kout[0], 1 if kout[0] else 0, int(outer.rounding) if outer is not None else 0)
-    # exact: the operands are float32 values (``_product_top``)
+    # exact: the operands are float32 values (``_product_range``)
     a32, b32 = pad(a, b, *block_shape(step_in))
     cc = c if c is not None else np.zeros((1, 1))
     fails = np.zeros(work_items(a32, b32, step_in), np.uint32)

@@ -79,7 +79,8 @@ from .rng import WEYL
 from .scratch import scratch
 
 __all__ = ["micro_kernel", "block_shape", "exactness_plan", "overflow_plan", "pad", "LANES",
-           "product_ir", "PRODUCT_F16", "PRODUCT_EMIT", "PRODUCT_BITS", "NO_PRODUCT"]
+           "product_ir", "PRODUCT_F16", "PRODUCT_EMIT", "PRODUCT_BITS", "NO_PRODUCT",
+           "FUSED_PRODUCT"]
 
 LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts split nothing)
 #: Register blocks (rows, vectors per row): one broadcast of ``a`` per row and k, one strip of
@@ -101,6 +102,10 @@ NO_PRODUCT = (0, 0)
 #: kind 5's integer rounding (``round_bits_ir`` on kind 5's parameters). The last two are
 #: integer operations: right whatever mode the block runs in.
 PRODUCT_F16, PRODUCT_EMIT, PRODUCT_BITS = 1, 3, 5
+#: ``prod`` of blocks whose products float32 cannot hold (binary32 operands: up to 48 bits)
+#: and whose step is kind 0 (binary32, RNE): ``llvm.fma`` rounds ``acc + a * b`` once from the
+#: exact value, which is the step itself.
+FUSED_PRODUCT = (7, 0)
 
 _I64 = ir.IntType(64)
 _F32 = ir.FloatType()
@@ -116,10 +121,12 @@ def _vec_ptr(builder, data, offset):
     return builder.bitcast(builder.gep(data, [offset]), _VEC.as_pointer())
 
 
-def _fmuladd(module: ir.Module) -> ir.Function:
+def _fmuladd(module: ir.Module, fused: bool = False) -> ir.Function:
     """``llvm.fmuladd`` on float32 vectors: one FMA instruction where the host has one, else a
-    multiply and an add (identical results here: every product is exact in float32)."""
-    return intrinsic_fn(module, f"llvm.fmuladd.v{LANES}f32", _VEC, [_VEC] * 3)
+    multiply and an add (identical results where every product is exact in float32);
+    ``fused``: ``llvm.fma``, always one rounding (a library call on hosts without FMA)."""
+    name = "fma" if fused else "fmuladd"
+    return intrinsic_fn(module, f"llvm.{name}.v{LANES}f32", _VEC, [_VEC] * 3)
 
 
 def _plus_zero(builder, acc, p):
@@ -272,7 +279,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
                                   zip((i0_v, j0_v, k0_v, k1_v), signature.args[3:7]))
             gv = [builder.trunc(builder.extract_value(g_v, i), ir.IntType(32)) for i in range(9)]
             gp = [builder.trunc(builder.extract_value(g_v, i), ir.IntType(32))
-                  for i in range(9, 18)] if prod[0] else None
+                  for i in range(9, 18)] if prod[0] not in (0, FUSED_PRODUCT[0]) else None
 
             def mul(x, y):
                 """A product of the block: exact, then rounded as ``prod`` says."""
@@ -312,10 +319,11 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
                 if twosum:  # TwoSum needs the product itself
                     return [odd_sum(builder, x, mul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
-                if prod[0]:
+                if prod[0] and prod != FUSED_PRODUCT:
                     return [builder.fadd(x, mul(bcast[r], strips[v]))
                             for x, (r, v) in zip(accs, where)]
-                fma = _fmuladd(builder.module)  # the product is exact: the same float32 sum
+                # the product is exact (the same float32 sum), or the step is fused
+                fma = _fmuladd(builder.module, prod == FUSED_PRODUCT)
                 return [builder.call(fma, [bcast[r], strips[v], x])
                         for x, (r, v) in zip(accs, where)]
 
