@@ -59,6 +59,8 @@ def cases():
                                                      accumulation=s(format="bf16"))),
         ("tf32 operands, fp32 sequential", Datapath(a="tf32", b="tf32",
                                                     accumulation=s(format="binary32"))),
+        ("fp32 operands, fp32 sequential (FMA)", Datapath(a="binary32", b="binary32",
+                                                          accumulation=s(format="binary32"))),
         ("e4m3 operands, fp16 acc per MAC", Datapath(a="e4m3fn", b="e4m3fn",
                                                      accumulation=s(format="fp16"))),
         ("e4m3 operands, e4m3fn acc per MAC", Datapath(a="e4m3fn", b="e4m3fn",

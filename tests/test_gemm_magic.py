@@ -114,7 +114,8 @@ def test_single_steps_equal_quantize(mode, acc):
     dp = Datapath(a=WIDE, b=POW2, accumulation=Sequential(format=fmt, rounding=mode))
     generic, _ = gemm(x[:, None], np.array([[1.0, 2.0**30]]), dp, counters=True)
     assert np.array_equal(full, generic[:, 0], equal_nan=True)
-    assert np.array_equal(np.signbit(full), np.signbit(generic[:, 0]))
+    real = ~np.isnan(full)  # (gemm returns one NaN pattern; the kernel's own NaN signs vary)
+    assert np.array_equal(np.signbit(full[real]), np.signbit(generic[real, 0]))
 
 
 @pytest.mark.parametrize(("ops", "acc", "scale", "mode"), [

@@ -1,7 +1,10 @@
 """Chooses and prepares the fast float32 kernels of ``kernels_gemm_micro`` (or declines).
 
 A fast kernel runs only where it is provably the same arithmetic as the generic one: every
-product exact in float32, and every accumulator step either RNE to binary32, fp16, or a signed
+product exact in float32 (judged from the operand formats, or for formats as wide as float32
+from the operands' magnitude range: ``_product_range``; binary32 operands, whose products are
+not, only into binary32 RNE steps, each one FMA: ``_fused_ok``), and every accumulator step
+either RNE to binary32, fp16, or a signed
 IEEE/FN-style format with subnormals whose values and round-to-odd resolution fit float32
 (kind 4 where ``2^(emax + 1 + 23 - m)`` is a finite float32, kind 5 for float32's exponent
 range, else kind 2), or
