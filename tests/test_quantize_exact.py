@@ -41,6 +41,11 @@ CUSTOM = [
                 overflow=Overflow.SATURATE),
     FloatFormat(name="e5m2_keepinf", exponent_bits=5, mantissa_bits=2, bias=15,
                 overflow=Overflow.SATURATE_KEEP_INF),
+    # float32's exponent range (float64 input reaches them through float32, clamped to +-max)
+    FloatFormat(name="e8m7_sat", exponent_bits=8, mantissa_bits=7, bias=127,
+                overflow=Overflow.SATURATE),
+    FloatFormat(name="e8m10_keepinf", exponent_bits=8, mantissa_bits=10, bias=127,
+                overflow=Overflow.SATURATE_KEEP_INF),
     FloatFormat(name="r4_e2m1", exponent_bits=2, mantissa_bits=1, bias=1, radix=4, specials=NONE),
     FloatFormat(name="r4_e3m2_fn_shift", exponent_bits=3, mantissa_bits=2, bias=3, radix=4,
                 exponent_shift=1, specials=FN),
@@ -52,6 +57,7 @@ CUSTOM = [
     IntFormat(name="q3.3", bits=6, fraction_bits=3),
     IntFormat(name="int5_sym", bits=5, symmetric=True),
     IntFormat(name="int4_wrap", bits=4, overflow=IntOverflow.WRAP),
+    IntFormat(name="int4_step4", bits=4, fraction_bits=-2),
     IntFormat(name="uint3_wrap_frac", bits=3, signed=False, fraction_bits=-1,
               overflow=IntOverflow.WRAP),
 ]
@@ -234,7 +240,8 @@ def inputs(fmt, count: int = 300) -> np.ndarray:
     near = np.concatenate([np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf)])
     top = float(fmt.max)
     edges = [0.0, -0.0, np.inf, -np.inf, np.nan, top * 1.0625, top * 1.5, top * 4, 1e300, 1e-300,
-             float(fmt.min_positive) / 2, float(fmt.min_positive) * 0.75]
+             float(fmt.min_positive) / 2, float(fmt.min_positive) * 0.75,
+             5e-324, 1.5e-323, 2.2250738585072014e-308]  # float64 subnormals, smallest normal
     x = np.concatenate([vals, mids, quarter, near, edges, -np.array(edges[5:])])
     return x
 

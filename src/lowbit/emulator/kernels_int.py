@@ -18,13 +18,14 @@ from .rng import counter_bits
 def int_round(x, p, mode, rnd, nbits):
     """The integer q (as float64) that x * 2^fraction_bits rounds to; NaN stays NaN, and so does
     an infinite input under wrapping (it has no residue)."""
-    y = x * 2.0 ** p.fraction_bits
-    neg = y < 0.0
+    y = x * 2.0 ** p.fraction_bits  # (exact, or a float64 subnormal below one step)
+    tiny = (y == 0.0) & (x != 0.0)  # a subnormal x scaled down to zero: still inexact
+    neg = (y < 0.0) | (tiny & (x < 0.0))
     a = abs(y)
     fl = np.floor(a)
     rem = a - fl  # exact
     odd = (fl - 2.0 * np.floor(0.5 * fl)) != 0.0
-    inexact = rem != 0.0
+    inexact = (rem != 0.0) | tiny
     if mode == NEAREST_EVEN:
         away = (rem > 0.5) | ((rem == 0.5) & odd)
     elif mode == NEAREST_AWAY:

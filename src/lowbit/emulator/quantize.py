@@ -180,13 +180,17 @@ class _Job:
         fmt = self.fmt
         return (self.mode != Rounding.STOCHASTIC and isinstance(fmt, FloatFormat)
                 and _fast_f32(fmt) and fmt.mantissa_bits <= 21
-                and fmt.binary_exponent_range[1] <= 126)
+                and (fmt.binary_exponent_range[1] <= 126 or self.mode != Rounding.TO_ODD))
 
     def _float32_input(self) -> tuple[np.ndarray, bool]:
         """The input as float32 where the float32 kernels give the float64 result: float64 input
-        rounded to odd at 24 bits keeps what any deterministic rounding to at most 21 bits needs
-        (and, below 2^127, where the value lies beyond the format's range). Returns the array
-        and whether it is a private copy."""
+        rounded to odd at 24 bits keeps what any deterministic rounding to at most 21 bits needs.
+        Beyond float32's range it becomes +-float32's largest value, which is beyond the
+        format's overflow threshold too (at most ``(2 - 2^-22) * 2^127`` for 21 bits and
+        ``emax = 127``), so it overflows, or saturates, as the input would; except to odd, whose
+        threshold is ``2^(emax + 1)``: with ``emax = 127`` float32 cannot tell inputs past it,
+        so those formats take the float64 kernel in that mode. Returns the array and whether it
+        is a private copy."""
         x = self.x
         if x.dtype != np.float64 or not self.float32_path():
             return x, False
