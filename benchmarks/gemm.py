@@ -94,6 +94,7 @@ def cases():
     try:
         from lowbit.accelerators.tensor_cores import tensor_core
         out.append(("H100 FP8 fused (tensor_core)", tensor_core("H100", "e4m3fn")))
+        out.append(("V100 fp16 fused, 4-term blocks", tensor_core("V100", "fp16")))
     except Exception as e:  # another module; report and go on
         print(f"(H100 FP8 fused model unavailable: {e})")
     return out

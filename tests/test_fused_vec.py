@@ -102,3 +102,38 @@ def test_random_configurations_match_the_scalar_kernel(seed):
         C[rng.random(C.shape) < 0.2] = 0.0
         _check(acc, A, B, C)
         checked += 1
+
+
+@pytest.mark.parametrize("rounding", [Rounding.TOWARD_ZERO, Rounding.NEAREST_EVEN])
+@pytest.mark.parametrize("scale", [-75, -70, -64, 0, 63])
+def test_binary32_output_at_its_subnormals_and_overflow(rounding, scale):
+    """The binary32-output rounding of the counter-free loop (``round_binary32``: float32
+    conversion, or cleared low bits and truncation below 2^-126) against the scalar kernel and
+    the counted loop, with sums around binary32's smallest normal, in its subnormals, and past
+    its largest value (blocks of 4 and 8 terms, RZ and RNE)."""
+    rng = np.random.default_rng(scale + 200)
+    for terms in (4, 8):
+        acc = F.FusedAccumulation(terms=terms, extra_bits=2, output="binary32", rounding=rounding,
+                                  a_format="binary32", b_format="binary32")
+        m, k, n = 5, 37, 300
+        A = _data(rng, "binary32", (m, k), 3) * 2.0**scale
+        B = _data(rng, "binary32", (k, n), 3) * 2.0**scale
+        C = np.asarray(quantize(rng.standard_normal((m, n)) * 2.0 ** (2 * scale), "binary32"),
+                       dtype=np.float64)
+        # row 0, columns 0-2: one block each, whose sums are 2^128 (infinite), 2^-127 and
+        # 1.5 * 2^-127 + 2^-150 (binary32's subnormal grid drops the 2^-150)
+        A[0], B[:terms, :3], C[0, :3] = 0.0, 0.0, 0.0
+        A[0, 0], B[0, 0] = 2.0**64, 2.0**64
+        A[0, 1], B[1, 1], B[1, 2] = 2.0**-75, 2.0**-52, 1.5 * 2.0**-52
+        A[0, 2], B[2, 2] = 2.0**-75, 2.0**-75
+        B[:, 3], C[0, 3] = -1.0, -0.0  # column 3: -0 + 0 * -1 + ...: every term -0
+        B[:3, 3] = -0.0
+        _check(acc, A, B, C)
+        got = acc.run(A, B, C)
+        assert np.isinf(got[0, 0]) and got[0, 1] == 2.0**-127
+        assert got[0, 2] == 1.5 * 2.0**-127  # (nearest-even: a tie, kept by the even side)
+        assert got[0, 3] == 0.0 and not np.signbit(got[0, 3])  # an exact zero sum is +0
+        if scale == -75:  # (products near 2^-150: subnormal and zero results occur)
+            assert np.any((got != 0) & (np.abs(got) < 2.0**-126))
+        if scale == 63:
+            assert np.isinf(got).any()

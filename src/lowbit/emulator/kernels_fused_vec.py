@@ -159,9 +159,32 @@ def round_vec(n, acc, top, s, nl, prm, ov, fl, lo):
 
 
 @jit
+def round_binary32(n, acc, top, s, width, rne):
+    """:func:`round_fast` to binary32 with subnormals (most presets' output): ``v`` is exact
+    in float64, so nearest-even is the host's own conversion to float32 (overflowing to
+    infinity at the IEEE threshold), and toward zero clears the 29 low bits of a normal value
+    or truncates ``v 2^149`` below binary32's smallest normal (infinity from ``2^128`` on)."""
+    for jj in range(n):
+        v = s[jj] * bits_f64(np.uint64(top[jj] - width + 1023) << _U52)
+        if rne:
+            r = np.float64(np.float32(v))
+        else:
+            cut = bits_f64(f64_bits(v) & np.uint64(0xFFFFFFFFE0000000))
+            r = ftrunc(v * 2.0**149) * 2.0**-149 if abs(v) < 2.0**-126 else cut
+            r = r * np.inf if abs(r) >= 2.0**128 else r
+        r = 0.0 if v == 0.0 else r  # (an exact zero sum is +0, as in ``round_fast``)
+        acc[jj] = r
+        er = np.int64((f64_bits(r) >> _U52) & _EXP_MASK) - 1023
+        top[jj] = np.int32(ZERO_EXP if r == 0.0 else max(er, FRAME_EMIN))
+
+
+@jit
 def round_fast(n, acc, top, s, prm):
     """:func:`round_vec` without events, in fewer operations: an infinite ``acc`` needs no mask
     (its sum is infinite and rounds to the same infinity)."""
+    if prm.p == 23 and prm.emin == -126 and prm.emax == 127 and prm.subnormals != 0:
+        round_binary32(n, acc, top, s, prm.width, prm.rne)
+        return
     width, p, emin, rne = prm.width, prm.p, prm.emin, prm.rne
     tiny_ok = prm.subnormals != 0
     big = bits_f64(np.uint64(prm.emax + 1 + 1023) << _U52)
