@@ -355,11 +355,12 @@ def split_row(x, r, emin, emax, mant, maxval, subnormals, val, exp):
     return problems
 
 
-@jit
+@jit_parallel
 def split(x, emin, emax, mant, maxval, subnormals, val, exp):
-    """:func:`split_row` over every row: the number of elements to report."""
+    """:func:`split_row` over every row (rows in parallel): the number of elements to
+    report."""
     problems = 0
-    for r in range(x.shape[0]):
+    for r in prange(x.shape[0]):
         problems += split_row(x, r, emin, emax, mant, maxval, subnormals, val, exp)
     return problems
 
