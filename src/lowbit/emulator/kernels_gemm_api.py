@@ -285,12 +285,11 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
     if kin is None or kout is None:
         return False
     rng = _product_range(operands, a, b)
-    if rng is None and _fused_ok(operands, product, kin[0], kout[0]):
-        rng, fused = (127, -149), True
+    fused = rng is None and _fused_ok(operands, product, kin[0], kout[0])
+    if fused:
+        rng = (127, -149)  # (unused by kind 0: the FMA takes any product)
     elif rng is None:
         return False
-    else:
-        fused = False
     plan = _product_plan(product, operands, *rng)
     if plan is None:
         return False

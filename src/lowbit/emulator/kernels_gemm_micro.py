@@ -247,7 +247,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
     k0 per lane, and its fail flag last (other kinds ignore it).
 
     ``prod`` = (kind, mode) rounds each exact float32 product first (``product_ir``); the sums
-    then add the rounded products (no FMA).
+    then add the rounded products (no FMA). ``FUSED_PRODUCT`` (kind 0 steps only) takes each
+    step as one ``llvm.fma`` of products float32 cannot hold.
 
     A step that needs the round-to-odd fix gets it as ``exactness_plan`` says: toward zero
     (the whole block runs with MXCSR set so, restored before the stores), speculatively
