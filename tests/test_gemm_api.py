@@ -196,3 +196,35 @@ def test_nan_results_are_one_pattern_whichever_kernel_runs(acc):
     if dp.output_format.fits_float32():
         gemm(a, b, dp, C=c, out=out)
         assert (out[nan].view(np.uint32) == 0x7FC00000).all()
+
+
+@pytest.mark.parametrize("inner", ["H100", Sequential(format="fp16"),
+                                   Chunked(chunk=3, inner=Sequential(format="e5m2"),
+                                           outer=Sequential(format="fp16"))])
+def test_promotion_into_binary32_equals_the_generic_step(monkeypatch, inner):
+    """Unscaled promotion into binary32 (nearest-even) is the host's float32 addition when
+    nothing is counted; the generic step (counters on) gives the same bits: cancellations,
+    zeros of both signs, infinities from overflowing partials, NaN."""
+    from lowbit.accelerators import tensor_core
+    rec = tensor_core("H100", "e4m3fn").accumulation if inner == "H100" else inner
+    dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Promoted(
+        interval=5, inner=rec, outer=Sequential(format="binary32")))
+    rng = np.random.default_rng(17)
+    a = quantize(rng.standard_normal((6, 23)) * 2.0 ** rng.integers(-6, 7, (6, 23)), "e4m3fn")
+    b = quantize(rng.standard_normal((23, 11)) * 2.0 ** rng.integers(-6, 7, (23, 11)), "e4m3fn")
+    a[0], b[:, 0] = 0.0, -1.0                      # row 0: -0 products only
+    a[1, :5], b[:5, 1] = 448.0, 448.0              # a slice of 5 * 448^2: inf in fp16 and e5m2
+    a[2, 5], a[2, 6], b[5, 2], b[6, 2] = 448.0, -448.0, 448.0, 448.0  # exact cancellation
+    a[3, 0] = np.nan
+    c = quantize(rng.standard_normal((6, 11)), "binary32")
+    c[0, 0] = -0.0
+    from lowbit.emulator import kernels_accumulate as KA
+    calls = []
+    real = KA.add_partial_kernel
+    monkeypatch.setattr(KA, "add_partial_kernel", lambda *args: calls.append(1) or real(*args))
+    fast = gemm(a, b, dp, C=c)
+    assert calls == []  # every promotion step was a float32 addition
+    generic, _ = gemm(a, b, dp, C=c, counters=True)
+    assert len(calls) == 5  # ceil(23 / 5) slices through the generic step
+    assert np.array_equal(fast.view(np.uint64), generic.view(np.uint64))
+    assert np.isnan(fast[3]).all() and np.isinf(fast[1, 1]) == (inner != "H100")

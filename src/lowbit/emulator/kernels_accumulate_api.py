@@ -9,13 +9,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..formats import FloatFormat, InvalidArgument, Rounding
+from ..formats import FORMATS, FloatFormat, InvalidArgument, Rounding
 from .rng import seed_key
 
 __all__ = ["rounder", "run_chunked", "run_promoted", "run_exact", "run_integer", "run_binary",
            "add_partial", "round_to", "check_operands"]
 
 _EMPTY2 = np.zeros((1, 1))
+_BINARY32 = FORMATS["binary32"]
 
 
 def check_operands(a, b, c) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -122,8 +123,19 @@ def run_inner(inner, a, b, counters, product, k0, ktot, operands=None):
 
 
 def add_partial(acc, part, sa, sb, outer, q, nq, counters):
-    """``acc = round(acc + round(part * round(sa*sb)))`` in place, in ``outer``'s format."""
+    """``acc = round(acc + round(part * round(sa*sb)))`` in place, in ``outer``'s format.
+    Unscaled binary32 round-to-nearest-even sums of float32 values without counters are the
+    host's own float32 additions (IEEE: the exact sum rounded once), e.g. DeepSeek-V3's
+    promotion into FP32."""
     from .kernels_accumulate import add_partial_kernel
+    if (sa is None and sb is None and counters is None and outer.format == _BINARY32
+            and outer.rounding == Rounding.NEAREST_EVEN):
+        part32 = part.astype(np.float32)
+        if np.array_equal(part32, part, equal_nan=True):  # (acc holds binary32 values)
+            sum32 = acc.astype(np.float32)
+            sum32 += part32
+            acc[...] = sum32
+            return
     m = acc.shape[0]
     rows, count = _rows(counters, m)
     has_scale = int(sa is not None)
