@@ -45,7 +45,7 @@ def _paired(fn, ref, repeat: int) -> tuple[float, float]:
 
 def cases():
     from lowbit.emulator.datapath import (BinaryAccumulation, Chunked, Datapath,
-                                          IntegerAccumulation, Product, Sequential)
+                                          IntegerAccumulation, Product, Promoted, Sequential)
     from lowbit.formats import Rounding
     s = Sequential
     out = [
@@ -95,6 +95,10 @@ def cases():
         from lowbit.accelerators.tensor_cores import tensor_core
         out.append(("H100 FP8 fused (tensor_core)", tensor_core("H100", "e4m3fn")))
         out.append(("V100 fp16 fused, 4-term blocks", tensor_core("V100", "fp16")))
+        h100 = tensor_core("H100", "e4m3fn").accumulation
+        out.append(("H100 FP8 + promotion (N_C=128, fp32)", Datapath(
+            a="e4m3fn", b="e4m3fn", accumulation=Promoted(
+                interval=128, inner=h100, outer=s(format="binary32")))))
     except Exception as e:  # another module; report and go on
         print(f"(H100 FP8 fused model unavailable: {e})")
     return out
