@@ -228,3 +228,18 @@ def test_promotion_into_binary32_equals_the_generic_step(monkeypatch, inner):
     assert len(calls) == 5  # ceil(23 / 5) slices through the generic step
     assert np.array_equal(fast.view(np.uint64), generic.view(np.uint64))
     assert np.isnan(fast[3]).all() and np.isinf(fast[1, 1]) == (inner != "H100")
+
+
+def test_promoted_run_with_an_accumulator_beyond_binary32():
+    """``Promoted.run`` called directly with ``c`` values binary32 cannot hold: the first
+    promotion rounds ``c + partial`` exactly, not ``c`` first (so the float32 shortcut must
+    not apply)."""
+    rec = Promoted(interval=4, inner=Sequential(format="binary32"),
+                   outer=Sequential(format="binary32"))
+    a, b = np.array([[2.0**-24, 0.0]]), np.array([[1.0], [0.0]])
+    c = np.array([[1.0 + 2.0**-24 + 2.0**-60]])  # a hair above a binary32 midpoint
+    got = rec.run(a, b, c)
+    want = rec.run(a, b, c, np.zeros(4, np.int64))  # the generic step (counters)
+    # exact: 1 + 2^-23 + 2^-60 -> 1 + 2^-23; c rounded first (1 + 2^-23) plus 2^-24 would tie
+    # to 1 + 2^-22
+    assert got[0, 0] == want[0, 0] == 1.0 + 2.0**-23

@@ -130,9 +130,9 @@ def add_partial(acc, part, sa, sb, outer, q, nq, counters):
     from .kernels_accumulate import add_partial_kernel
     if (sa is None and sb is None and counters is None and outer.format == _BINARY32
             and outer.rounding == Rounding.NEAREST_EVEN):
-        part32 = part.astype(np.float32)
-        if np.array_equal(part32, part, equal_nan=True):  # (acc holds binary32 values)
-            sum32 = acc.astype(np.float32)
+        part32, sum32 = part.astype(np.float32), acc.astype(np.float32)
+        if (np.array_equal(part32, part, equal_nan=True)
+                and np.array_equal(sum32, acc, equal_nan=True)):  # (both binary32 values)
             sum32 += part32
             acc[...] = sum32
             return
