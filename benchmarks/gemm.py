@@ -81,6 +81,8 @@ def cases():
             format="fp16", rounding=Rounding.STOCHASTIC))),
         ("fp16 operands, bf16 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(
             format="bf16", rounding=Rounding.STOCHASTIC))),
+        ("fp16 operands, fp32 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(
+            format="binary32", rounding=Rounding.STOCHASTIC))),
         ("fp16 operands, fp32 acc toward zero", Datapath(a="fp16", b="fp16", accumulation=s(
             format="binary32", rounding=Rounding.TOWARD_ZERO))),
         ("fp16 operands, fp32 acc nearest-away", Datapath(a="fp16", b="fp16", accumulation=s(

@@ -28,7 +28,7 @@ from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
 from lowbit.emulator.kernels_accumulate_api import run_chunked
 from lowbit.emulator.kernels_gemm_fast import X86, restore_mode, rz_mode
-from lowbit.emulator.kernels_gemm_sr import decide, finish, grid, resolve_all
+from lowbit.emulator.kernels_gemm_sr import decide, finish, grid, resolve_all, round_binary32
 from lowbit.emulator.quantize import _f32_params
 from lowbit.emulator.rng import LANE, MUL1, MUL2
 
@@ -237,6 +237,117 @@ def test_tiny_product_of_opposite_sign(nbits):
     check_steps("fp16", nbits, acc, p, weyl, lows)
 
 
+# ------------------------------------------------------------- binary32 accumulators
+_HARNESS32 = {}
+
+
+def harness32(nbits: int):
+    """njit ``run(acc, p, weyl, wlo, out)``: ``round_binary32`` on every 8 lanes with the host
+    rounding toward zero; the high random word from ``weyl``, the low one from ``wlo``."""
+    if nbits in _HARNESS32:
+        return _HARNESS32[nbits]
+    f1 = types.Array(types.float32, 1, "C")
+    u1 = types.Array(types.uint32, 1, "C")
+
+    @intrinsic
+    def step8(typingctx, acc, p, weyl, wlo, out, i):
+        sig = types.void(acc, p, weyl, wlo, out, i)
+
+        def codegen(context, builder, signature, args):
+            data = [context.make_array(t)(context, builder, v).data
+                    for t, v in zip((f1, f1, u1, u1, f1), args[:5])]
+
+            def at(ptr, ty):
+                return builder.bitcast(builder.gep(ptr, [args[5]]),
+                                       ir.VectorType(ty, 8).as_pointer())
+
+            f32, i32 = ir.FloatType(), ir.IntType(32)
+            saved = rz_mode(builder)
+            body = builder.append_basic_block("rz")
+            builder.branch(body)
+            builder.position_at_end(body)
+            accv, pv = (builder.load(at(d, f32), align=4) for d in data[:2])
+            weylv, wlov = (builder.load(at(d, i32), align=4) for d in data[2:4])
+            r = round_binary32(builder, builder.fadd(accv, pv), accv, pv, weylv, nbits, wlov)
+            builder.store(r, at(data[4], f32), align=4)
+            tail = builder.append_basic_block("restore")
+            builder.branch(tail)
+            builder.position_at_end(tail)
+            restore_mode(builder, saved)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @njit
+    def run(acc, p, weyl, wlo, out):
+        for i in range(0, acc.size, 8):
+            step8(acc, p, weyl, wlo, out, i)
+
+    _HARNESS32[nbits] = run
+    return run
+
+
+def check_binary32_steps(nbits: int, acc, p, words) -> None:
+    """``acc + p`` with the 64-bit random words ``words`` against the Fraction oracle."""
+    fmt = FORMATS["binary32"]
+    pad = -len(acc) % 8
+    acc, p = (np.concatenate([np.float32(v), np.zeros(pad, np.float32)]) for v in (acc, p))
+    words = list(words) + [0] * pad
+    weyl = np.array([unfinalise(w >> 32) for w in words], np.uint32)
+    wlo = np.array([unfinalise(w & M32) for w in words], np.uint32)
+    out = np.empty_like(acc)
+    harness32(nbits)(acc, p, weyl, wlo, out)
+    for x, y, w, got in zip(acc, p, words, out):
+        if not (np.isfinite(x) and np.isfinite(y)):  # IEEE: the sum itself
+            assert np.array_equal(got, x + y, equal_nan=True), (float(x), float(y), got)
+            continue
+        exact = Fraction(float(x)) + Fraction(float(y))
+        want = round_frac(exact, fmt, R.STOCHASTIC, w, nbits)
+        assert got == float(want) and (got != 0 or np.signbit(got) == np.signbit(x + y)), \
+            (nbits, float(x), float(y), w, float(got), float(want))
+
+
+def threshold_words(x: Fraction, nbits: int, rng) -> list:
+    """Random words whose ``R`` (top ``nbits`` bits) lies just below and at the smallest ``R``
+    that rounds ``x`` up in binary32 (``R >= 2^N - floor(f 2^N)``), random bits below."""
+    a = abs(x)
+    if a == 0:
+        return [int(rng.integers(0, 1 << 63))] * 2
+    u = ulp_at(a, FORMATS["binary32"])
+    f = (a - (a // u) * u) / u
+    t = (1 << nbits) - math.floor(f * 2**nbits)
+    below = int(rng.integers(0, 1 << (64 - nbits))) if nbits < 64 else 0
+    return [(min(max(r, 0), (1 << nbits) - 1) << (64 - nbits)) | below for r in (t - 1, t)]
+
+
+@x86_only
+@pytest.mark.parametrize("nbits", [62, 40, 23, 5])
+def test_binary32_steps_at_their_thresholds(nbits):
+    """Every class of sum (inexact truncations, tiny products of either sign far below the
+    unit, cancellations, zeros, binary32's subnormals and its largest value) with the random
+    word just below and at the threshold, and with random words."""
+    rng = np.random.default_rng(nbits)
+    n = 300
+    acc = np.float32(rng.standard_normal(n) * 2.0 ** rng.integers(-140, 120, n))
+    sig = rng.integers(1, 1 << 22, n) * rng.choice([-1.0, 1.0], n)
+    p = np.float32(sig * 2.0 ** (np.floor(np.log2(np.abs(acc) + 2.0**-149))
+                                 + rng.integers(-60, 3, n) - 21))
+    p[:6] = -acc[:6]
+    acc[6:9], p[9] = 0.0, 0.0
+    acc[10], p[10] = np.float32(3.4028235e38), np.float32(2.0**103)  # at the largest value
+    acc[11], p[11] = np.float32(2.0**-149), np.float32(-2.0**-148)     # subnormals
+    acc[12], p[12] = np.float32(2.0**15), np.float32(-2.0**-48)        # E = ulp - 2^-48
+    acc[13:16], p[13:16] = [np.inf, -np.inf, np.nan], [1.5, -2.0**-30, 1.0]  # stay as they are
+    accs, ps, words = [], [], []
+    for x, y in zip(acc, p):
+        finite = np.isfinite(x) and np.isfinite(y)
+        for w in threshold_words(Fraction(float(x)) + Fraction(float(y)), nbits, rng) \
+                if finite else [(1 << 64) - 1, 0]:
+            accs.append(x), ps.append(y), words.append(w)
+        accs.append(x), ps.append(y), words.append(int(rng.integers(0, 1 << 63)) * 2 + 1)
+    check_binary32_steps(nbits, accs, ps, words)
+
+
 # ------------------------------------------------------------- whole GEMMs
 def fast_taken(monkeypatch) -> list:
     """Record what every ``fast_run`` call returned."""
@@ -273,7 +384,8 @@ TINY = FloatFormat(name="tiny_e7m2", exponent_bits=7, mantissa_bits=2, bias=73)
     ("fp16", "fp16", None, 1.0), ("fp16", "fp16", 13, 1.0), ("fp16", "fp16", None, 2.0**-9),
     ("e4m3fn", "e5m2", None, 1.0), ("e4m3fn", "e4m3fn", None, 4.0),
     ("e5m2", "fp16", None, 2.0**-6), ("fp16", "tf32", None, 1.0), (TINY, "bf16", None, 2.0**-70),
-    (TINY, "bf16", None, 2.0**25)])
+    (TINY, "bf16", None, 2.0**25), ("fp16", "binary32", None, 1.0),
+    ("fp16", "binary32", 9, 2.0**-20), ("e5m2", "binary32", 30, 2.0**-6)])
 def test_gemm_equals_generic_kernel(monkeypatch, ops, acc, nbits, scale):
     """Fast (spied: it ran and kept its result) against the generic kernel (counters on), with
     C, over the format's subnormal range (operands times ``scale``, C times its square) and

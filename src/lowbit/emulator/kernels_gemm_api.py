@@ -125,13 +125,16 @@ def _fits_directed(fmt, m: int, emin: int, emax: int, spare: int, emax_limit: in
 def _stochastic(seq, fmt, m, emin, emax):
     """Kind 7 (``kernels_gemm_sr``) on x86 for ``_kind3``'s formats and those up to float32's
     exponent range (bf16, tf32; ``fast_run`` bounds their products so that no sum passes
-    ``2^128``), where ambiguous lanes resolve exactly in float64 (``exact_resolution_ok``); its
-    parameters are ``_f32_params`` followed by (random bits, stream key)."""
-    from .kernels_gemm_sr import SR_KIND, exact_resolution_ok
+    ``2^128``), where ambiguous lanes resolve exactly in float64 (``exact_resolution_ok``), and
+    for IEEE binary32 (``round_binary32``: every lane from the exact error); its parameters
+    are ``_f32_params`` followed by (random bits, stream key)."""
+    from .kernels_gemm_sr import BINARY32_BITS, SR_KIND, exact_resolution_ok
     from .rng import seed_key
     nbits = 62 if seq.random_bits is None else int(seq.random_bits)
-    if not (X86 and _fits_directed(fmt, m, emin, emax, 1, 127)
-            and exact_resolution_ok(m, nbits)):
+    binary32 = (fmt.specials == Specials.IEEE and fmt.overflow == Overflow.INFINITY
+                and fmt.subnormals and (m, emin, emax) == (BINARY32_BITS, -126, 127))
+    if not (X86 and (binary32 or _fits_directed(fmt, m, emin, emax, 1, 127)
+                     and exact_resolution_ok(m, nbits))):
         return None
     params = tuple(int(v) for v in _f32_params(fmt, Rounding.STOCHASTIC))
     return SR_KIND, params + (nbits, int(seed_key(int(seq.seed))))

@@ -17,7 +17,7 @@ A step is ``(kind, twosum, mode)`` (its IR is in ``kernels_gemm_fast``):
 * kind 7: stochastic rounding with ``mode`` random bits to a format of ``twosum`` mantissa
   bits (both fix shifts in the IR; ``kernels_gemm_sr``; x86 only): the block runs toward zero
   and rounds the truncated sum, its random bits drawn per lane from the Weyl sums the kernel
-  writes for each block call;
+  writes for each block call; binary32 (23 bits) by ``kernels_gemm_sr.round_binary32``;
 * kind 8: binary32 toward zero, up, down (the host's own addition, the block running in that
   mode), to odd (``odd_sum_rz``, toward zero) and nearest-away (``away_sum_rz``, toward
   zero); x86 only;
@@ -339,6 +339,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
                 each lane's random bits (its Weyl sum at k0 plus ``WEYL`` per step). With
                 ``top`` (the lazy plan's running maximum) the overflow selects are left out and
                 the new maximum comes last."""
+                if twosum == sr.BINARY32_BITS:
+                    return binary32_stochastic(k, accs, top)
                 gr = sr.grid(builder, gv, mode, LANES, twosum)
 
                 def lanes_at(kk, weyl_base):
@@ -368,6 +370,29 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
                     out.append(y)
                     top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
                 return out + [top]
+
+            def binary32_stochastic(k, accs, top=None):
+                """``stochastic`` for a binary32 accumulator (``kernels_gemm_sr.
+                round_binary32``): no ambiguous lanes and no selects to leave out; with
+                ``top`` the largest magnitude comes last, as the lazy plan expects."""
+                bcast, strips = operands(k)
+                i32 = ir.IntType(32)
+                ti = ir.VectorType(i32, LANES)
+                step = builder.mul(builder.trunc(builder.sub(k, k0_), i32),
+                                   ir.Constant(i32, WEYL))
+                step = splat(builder, step, LANES)
+                out = []
+                for x, (r, v), o in zip(accs, cells, offsets):
+                    p = mul(bcast[r], strips[v])
+                    w0 = builder.load(builder.bitcast(builder.gep(weyl_d, [o]), ti.as_pointer()),
+                                      align=4)
+                    y = sr.round_binary32(builder, builder.fadd(x, p), x, p,
+                                          builder.add(w0, step), mode)
+                    out.append(y)
+                    if top is not None:
+                        mag = builder.and_(builder.bitcast(y, ti), ir.Constant(ti, [0x7FFFFFFF] * LANES))
+                        top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
+                return out if top is None else out + [top]
 
             def unchecked(k, state):
                 """One k-step without the overflow selects; ``state`` is the accumulators and

@@ -54,7 +54,11 @@ from .llvm_round import _c, _finish, any_lane, finalise32, lanes, like, splat
 from .rng import LANE, WEYL, WEYL_HI
 
 __all__ = ["SR_KIND", "Lane", "Grid", "grid", "decide", "resolve_all", "opaque", "finish",
-           "finish_unchecked", "weyl_start", "wrap_steps", "exact_resolution_ok"]
+           "finish_unchecked", "weyl_start", "wrap_steps", "exact_resolution_ok",
+           "round_binary32", "BINARY32_BITS"]
+
+#: The ``mantissa_bits`` field of a binary32 stochastic step (``round_binary32``).
+BINARY32_BITS = 23
 
 #: The step kind of stochastic rounding in ``kernels_gemm_micro``.
 SR_KIND = 7
@@ -197,6 +201,44 @@ def _resolve(b, ln: Lane, gr: Grid):
     too_wide = b.and_(b.and_(amb, b.icmp_unsigned("!=", ln.a, _c(0, ti))),
                       b.icmp_signed(">", b.sub(d, k), _c(53, ti)))  # (a zero sum is exact)
     return b.add(ln.t, b.zext(up, ti)), too_wide
+
+
+def round_binary32(b, s, acc, p, weyl, nbits: int, weyl_low=None):
+    """The stochastic step of a binary32 accumulator (IR, float32 vectors; the block runs
+    toward zero): ``s = RZ(acc + p)`` goes one unit away from zero iff
+    ``floor(f 2^N) + R >= 2^N``, with ``f = E / ulp(s)`` from the truncation's exact error ``E``
+    and ``R`` the top ``N`` bits of the lane's 64-bit random word. There are no bits of ``s``
+    below the format's quantum, so every decision reads ``E`` (``_exact_error``):
+
+    * where its float32 value is exact, ``F = floor(E 2^(N - log2 ulp))`` (a float64 integer
+      below ``2^N``, exact) and the step goes up iff ``R >= 2^N - F``;
+    * otherwise (a product of the opposite sign far below ``ulp(s)``) ``E = ulp - |small|``, so
+      ``floor(f 2^N) = 2^N - G`` with ``G = ceil(|small| 2^(N - log2 ulp))``, and it goes up iff
+      ``R >= G``.
+
+    ``ulp(s)`` is ``2^(e - 23)`` for a normal ``s``, ``2^-149`` below. Infinite and NaN sums
+    stay as they are; a step up from the largest value is infinity (IEEE overflow).
+    ``weyl_low`` (tests) replaces the low word's Weyl sum ``weyl + LANE``."""
+    n = lanes(s)
+    ti, t64, tf = like(_I32, n), like(_I64, n), like(_F64, n)
+    hi = finalise32(b, weyl)
+    lo = finalise32(b, b.add(weyl, _c(LANE, ti)) if weyl_low is None else weyl_low)
+    rnd = b.or_(b.shl(b.zext(hi, t64), _c(32, t64)), b.zext(lo, t64))
+    r = b.lshr(rnd, _c(64 - nbits, t64))
+    a = b.and_(b.bitcast(s, ti), _c(0x7FFFFFFF, ti))
+    ebits = b.lshr(a, _c(23, ti))
+    ulog = b.sub(b.select(b.icmp_unsigned("<", ebits, _c(1, ti)), _c(1, ti), ebits),
+                 _c(150, ti))
+    scale = _pow2(b, b.sub(_c(nbits, ti), ulog), n)
+    err, exact, _, small = _exact_error(b, s, acc, p)
+    floor = intrinsic_fn(b.module, f"llvm.floor.v{n}f64", tf, [tf])
+    ceil = intrinsic_fn(b.module, f"llvm.ceil.v{n}f64", tf, [tf])
+    f_low = b.call(floor, [b.fmul(b.fpext(err, tf), scale)])
+    g = b.call(ceil, [b.fmul(b.fpext(small, tf), scale)])
+    whole = b.fptosi(b.select(exact, f_low, g), t64)
+    threshold = b.select(exact, b.sub(_c(1 << nbits, t64), whole), whole)
+    up = b.and_(b.icmp_signed(">=", r, threshold), b.icmp_unsigned("<", a, _c(0x7F800000, ti)))
+    return b.bitcast(b.add(b.bitcast(s, ti), b.zext(up, ti)), s.type)
 
 
 def opaque(b, value):
