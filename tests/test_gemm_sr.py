@@ -28,7 +28,8 @@ from lowbit.emulator.datapath import Chunked, Datapath, Sequential
 from lowbit.emulator.gemm import gemm
 from lowbit.emulator.kernels_accumulate_api import run_chunked
 from lowbit.emulator.kernels_gemm_fast import X86, restore_mode, rz_mode
-from lowbit.emulator.kernels_gemm_sr import decide, finish, grid, resolve_all, round_binary32
+from lowbit.emulator.kernels_gemm_sr import (BINARY32_BITS, decide, finish, grid, resolve_all,
+                                             round_binary32)
 from lowbit.emulator.quantize import _f32_params
 from lowbit.emulator.rng import LANE, MUL1, MUL2
 
@@ -70,9 +71,9 @@ _HARNESS = {}
 
 def harness(mantissa_bits: int, nbits: int):
     """njit ``run(acc, p, weyl, wlo, out, g, fail)``: every 8 lanes through ``decide``,
-    ``resolve_all`` and ``finish`` with the host rounding toward zero, as a block does. The
-    high random word comes from ``weyl``, the low one from ``wlo`` (a block passes the same
-    sums; a test may choose both words)."""
+    ``resolve_all`` and ``finish`` (binary32: ``round_binary32``) with the host rounding toward
+    zero, as a block does. The high random word comes from ``weyl``, the low one from ``wlo``
+    (a block passes the same sums; a test may choose both words)."""
     key = (mantissa_bits, nbits)
     if key in _HARNESS:
         return _HARNESS[key]
@@ -102,11 +103,15 @@ def harness(mantissa_bits: int, nbits: int):
             builder.position_at_end(body)
             accv, pv = (builder.load(at(d, f32), align=4) for d in data[:2])
             weylv, wlov = (builder.load(at(d, i32), align=4) for d in data[2:4])
-            gv = [builder.trunc(builder.extract_value(args[5], j), i32) for j in range(9)]
-            gr = grid(builder, gv, nbits, 8, mantissa_bits)
-            ln = decide(builder, builder.fadd(accv, pv), accv, pv, weylv, gr)._replace(weyl=wlov)
-            (t,) = resolve_all(builder, [ln], gr, fail_d)
-            r = finish(builder, ln, t, gr, gv)
+            sv = builder.fadd(accv, pv)
+            if mantissa_bits == BINARY32_BITS:
+                r = round_binary32(builder, sv, accv, pv, weylv, nbits, wlov)
+            else:
+                gv = [builder.trunc(builder.extract_value(args[5], j), i32) for j in range(9)]
+                gr = grid(builder, gv, nbits, 8, mantissa_bits)
+                ln = decide(builder, sv, accv, pv, weylv, gr)._replace(weyl=wlov)
+                (t,) = resolve_all(builder, [ln], gr, fail_d)
+                r = finish(builder, ln, t, gr, gv)
             builder.store(r, at(data[4], f32), align=4)
             tail = builder.append_basic_block("restore")
             builder.branch(tail)
@@ -238,55 +243,6 @@ def test_tiny_product_of_opposite_sign(nbits):
 
 
 # ------------------------------------------------------------- binary32 accumulators
-_HARNESS32 = {}
-
-
-def harness32(nbits: int):
-    """njit ``run(acc, p, weyl, wlo, out)``: ``round_binary32`` on every 8 lanes with the host
-    rounding toward zero; the high random word from ``weyl``, the low one from ``wlo``."""
-    if nbits in _HARNESS32:
-        return _HARNESS32[nbits]
-    f1 = types.Array(types.float32, 1, "C")
-    u1 = types.Array(types.uint32, 1, "C")
-
-    @intrinsic
-    def step8(typingctx, acc, p, weyl, wlo, out, i):
-        sig = types.void(acc, p, weyl, wlo, out, i)
-
-        def codegen(context, builder, signature, args):
-            data = [context.make_array(t)(context, builder, v).data
-                    for t, v in zip((f1, f1, u1, u1, f1), args[:5])]
-
-            def at(ptr, ty):
-                return builder.bitcast(builder.gep(ptr, [args[5]]),
-                                       ir.VectorType(ty, 8).as_pointer())
-
-            f32, i32 = ir.FloatType(), ir.IntType(32)
-            saved = rz_mode(builder)
-            body = builder.append_basic_block("rz")
-            builder.branch(body)
-            builder.position_at_end(body)
-            accv, pv = (builder.load(at(d, f32), align=4) for d in data[:2])
-            weylv, wlov = (builder.load(at(d, i32), align=4) for d in data[2:4])
-            r = round_binary32(builder, builder.fadd(accv, pv), accv, pv, weylv, nbits, wlov)
-            builder.store(r, at(data[4], f32), align=4)
-            tail = builder.append_basic_block("restore")
-            builder.branch(tail)
-            builder.position_at_end(tail)
-            restore_mode(builder, saved)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    @njit
-    def run(acc, p, weyl, wlo, out):
-        for i in range(0, acc.size, 8):
-            step8(acc, p, weyl, wlo, out, i)
-
-    _HARNESS32[nbits] = run
-    return run
-
-
 def check_binary32_steps(nbits: int, acc, p, words) -> None:
     """``acc + p`` with the 64-bit random words ``words`` against the Fraction oracle."""
     fmt = FORMATS["binary32"]
@@ -296,7 +252,9 @@ def check_binary32_steps(nbits: int, acc, p, words) -> None:
     weyl = np.array([unfinalise(w >> 32) for w in words], np.uint32)
     wlo = np.array([unfinalise(w & M32) for w in words], np.uint32)
     out = np.empty_like(acc)
-    harness32(nbits)(acc, p, weyl, wlo, out)
+    fail = np.zeros(1, np.int32)
+    g = tuple(int(v) for v in _f32_params(fmt, R.STOCHASTIC))
+    harness(BINARY32_BITS, nbits)(acc, p, weyl, wlo, out, g, fail)
     for x, y, w, got in zip(acc, p, words, out):
         if not (np.isfinite(x) and np.isfinite(y)):  # IEEE: the sum itself
             assert np.array_equal(got, x + y, equal_nan=True), (float(x), float(y), got)

@@ -344,20 +344,8 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
                 gr = sr.grid(builder, gv, mode, LANES, twosum)
 
                 def lanes_at(kk, weyl_base):
-                    bcast, strips = operands(kk)
-                    i32 = ir.IntType(32)
-                    step = builder.mul(builder.trunc(builder.sub(kk, k0_), i32),
-                                       ir.Constant(i32, WEYL))
-                    step = splat(builder, step, LANES)
-                    out = []
-                    for x, (r, v), o in zip(accs, cells, offsets):
-                        p = mul(bcast[r], strips[v])
-                        w0 = builder.load(builder.bitcast(
-                            builder.gep(weyl_base, [o]), ir.VectorType(i32, LANES).as_pointer()),
-                            align=4)
-                        out.append(sr.decide(builder, builder.fadd(x, p), x, p,
-                                             builder.add(w0, step), gr))
-                    return out
+                    return [sr.decide(builder, builder.fadd(x, p), x, p, w, gr)
+                            for x, p, w in sr_terms(kk, weyl_base, accs)]
 
                 cells_ = lanes_at(k, weyl_d)
                 ts = sr.resolve_all(builder, cells_, gr, fail_ptr, redo=lambda: lanes_at(
@@ -371,26 +359,33 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
                     top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
                 return out + [top]
 
+            def sr_terms(kk, weyl_base, accs):
+                """(accumulator, product, the lane's Weyl sums at step ``kk``) of every cell:
+                the Weyl sums at k0 (``weyl_base``) plus ``WEYL`` per step."""
+                bcast, strips = operands(kk)
+                i32 = ir.IntType(32)
+                step = splat(builder, builder.mul(builder.trunc(builder.sub(kk, k0_), i32),
+                                                  ir.Constant(i32, WEYL)), LANES)
+                out = []
+                for x, (r, v), o in zip(accs, cells, offsets):
+                    w0 = builder.load(builder.bitcast(
+                        builder.gep(weyl_base, [o]), ir.VectorType(i32, LANES).as_pointer()),
+                        align=4)
+                    out.append((x, mul(bcast[r], strips[v]), builder.add(w0, step)))
+                return out
+
             def binary32_stochastic(k, accs, top=None):
                 """``stochastic`` for a binary32 accumulator (``kernels_gemm_sr.
                 round_binary32``): no ambiguous lanes and no selects to leave out; with
                 ``top`` the largest magnitude comes last, as the lazy plan expects."""
-                bcast, strips = operands(k)
-                i32 = ir.IntType(32)
-                ti = ir.VectorType(i32, LANES)
-                step = builder.mul(builder.trunc(builder.sub(k, k0_), i32),
-                                   ir.Constant(i32, WEYL))
-                step = splat(builder, step, LANES)
+                ti = ir.VectorType(ir.IntType(32), LANES)
                 out = []
-                for x, (r, v), o in zip(accs, cells, offsets):
-                    p = mul(bcast[r], strips[v])
-                    w0 = builder.load(builder.bitcast(builder.gep(weyl_d, [o]), ti.as_pointer()),
-                                      align=4)
-                    y = sr.round_binary32(builder, builder.fadd(x, p), x, p,
-                                          builder.add(w0, step), mode)
+                for x, p, w in sr_terms(k, weyl_d, accs):
+                    y = sr.round_binary32(builder, builder.fadd(x, p), x, p, w, mode)
                     out.append(y)
                     if top is not None:
-                        mag = builder.and_(builder.bitcast(y, ti), ir.Constant(ti, [0x7FFFFFFF] * LANES))
+                        mag = builder.and_(builder.bitcast(y, ti),
+                                           ir.Constant(ti, [0x7FFFFFFF] * LANES))
                         top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
                 return out if top is None else out + [top]
 
