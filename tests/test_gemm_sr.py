@@ -296,6 +296,7 @@ def test_binary32_steps_at_their_thresholds(nbits):
     acc[11], p[11] = np.float32(2.0**-149), np.float32(-2.0**-148)     # subnormals
     acc[12], p[12] = np.float32(2.0**15), np.float32(-2.0**-48)        # E = ulp - 2^-48
     acc[13:16], p[13:16] = [np.inf, -np.inf, np.nan], [1.5, -2.0**-30, 1.0]  # stay as they are
+    acc[16], p[16] = np.float32(1.5 * 2.0**126), np.float32(-3 * 2.0**-149)  # |p| / ulp < 2^-250
     accs, ps, words = [], [], []
     for x, y in zip(acc, p):
         finite = np.isfinite(x) and np.isfinite(y)

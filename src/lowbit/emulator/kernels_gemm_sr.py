@@ -210,15 +210,76 @@ def round_binary32(b, s, acc, p, weyl, nbits: int, weyl_low=None):
     and ``R`` the top ``N`` bits of the lane's 64-bit random word. There are no bits of ``s``
     below the format's quantum, so every decision reads ``E`` (``_exact_error``):
 
-    * where its float32 value is exact, ``F = floor(E 2^(N - log2 ulp))`` (a float64 integer
-      below ``2^N``, exact) and the step goes up iff ``R >= 2^N - F``;
+    * where its float32 value is exact, ``floor(f 2^j) = floor(E 2^(j - log2 ulp))``, exact in
+      float32 (``E`` has at most 24 bits);
     * otherwise (a product of the opposite sign far below ``ulp(s)``) ``E = ulp - |small|``, so
-      ``floor(f 2^N) = 2^N - G`` with ``G = ceil(|small| 2^(N - log2 ulp))``, and it goes up iff
-      ``R >= G``.
+      ``floor(f 2^j) = 2^j - ceil(|small| 2^(j - log2 ulp))``.
+
+    The high random word decides with ``j = k = min(N, 32)``: with ``F`` and ``W`` the top
+    ``k`` bits of ``f`` and of the word, placed at the top of 32 bits, ``F + W`` carrying out of
+    32 bits means up, and a sum below ``2^32 - 1`` means down, whatever the low bits. A sum of
+    exactly ``2^32 - 1`` with ``N > 32`` (probability ``2^-32`` per lane) is decided in a branch
+    taken only then, in 64-bit integers with ``j = N`` (``_binary32_exact``).
 
     ``ulp(s)`` is ``2^(e - 23)`` for a normal ``s``, ``2^-149`` below. Infinite and NaN sums
     stay as they are; a step up from the largest value is infinity (IEEE overflow).
     ``weyl_low`` (tests) replaces the low word's Weyl sum ``weyl + LANE``."""
+    n = lanes(s)
+    ti = like(_I32, n)
+    k = min(nbits, 32)
+    hi = finalise32(b, weyl)
+    a = b.and_(b.bitcast(s, ti), _c(0x7FFFFFFF, ti))
+    ebits = b.lshr(a, _c(23, ti))
+    ulog = b.sub(b.select(b.icmp_unsigned("<", ebits, _c(1, ti)), _c(1, ti), ebits),
+                 _c(150, ti))
+    err, exact, _, small = _exact_error(b, s, acc, p)
+    # 2^(k - ulog) as float32: k - ulog <= 32 + 149, past float32's range for tiny sums, so
+    # the scaling goes in two factors (each a power of two within range: exact)
+    half = b.ashr(b.sub(_c(k, ti), ulog), _c(1, ti))
+    other = b.sub(b.sub(_c(k, ti), ulog), half)
+    tf = s.type
+
+    def scaled(v):
+        for e in (half, other):
+            v = b.fmul(v, b.bitcast(b.shl(b.add(e, _c(127, ti)), _c(23, ti)), tf))
+        return v
+    floor = intrinsic_fn(b.module, f"llvm.floor.v{n}f32", tf, [tf])
+    ceil = intrinsic_fn(b.module, f"llvm.ceil.v{n}f32", tf, [tf])
+    f_low = b.fptoui(b.call(floor, [scaled(err)]), ti)
+    g = b.fptoui(b.call(ceil, [scaled(small)]), ti)
+    g = b.select(b.icmp_unsigned("<", g, _c(1, ti)), _c(1, ti), g)  # (underflowed: still > 0)
+    top = b.select(exact, f_low, b.sub(_c((1 << k) & 0xFFFFFFFF, ti), g))  # floor(f 2^k)
+    if k < 32:
+        top = b.shl(top, _c(32 - k, ti))
+        word = b.and_(hi, _c((0xFFFFFFFF << (32 - k)) & 0xFFFFFFFF, ti))
+    else:
+        word = hi
+    total = b.add(top, word)
+    up = b.icmp_unsigned("<", total, top)  # carried out of 32 bits
+    finite = b.icmp_unsigned("<", a, _c(0x7F800000, ti))
+    if nbits > 32:
+        amb = b.and_(b.icmp_unsigned("==", total, _c(0xFFFFFFFF, ti)), finite)
+        start = b.block
+        slow = b.append_basic_block("sr32.ambiguous")
+        join = b.append_basic_block("sr32.join")
+        b.cbranch(any_lane(b, amb), slow, join)
+        b.position_at_end(slow)
+        exact_up = _binary32_exact(b, s, acc, p, weyl, nbits, weyl_low)
+        slow_up = b.select(amb, exact_up, up)
+        slow_end = b.block
+        b.branch(join)
+        b.position_at_end(join)
+        phi = b.phi(up.type)
+        phi.add_incoming(up, start)
+        phi.add_incoming(slow_up, slow_end)
+        up = phi
+    up = b.and_(up, finite)
+    return b.bitcast(b.add(b.bitcast(s, ti), b.zext(up, ti)), s.type)
+
+
+def _binary32_exact(b, s, acc, p, weyl, nbits: int, weyl_low=None):
+    """``round_binary32``'s decision with the whole ``N``-bit ``R`` (i1 per lane): up iff
+    ``R >= 2^N - floor(f 2^N)`` in 64-bit integers, ``floor(f 2^N)`` from float64 (exact)."""
     n = lanes(s)
     ti, t64, tf = like(_I32, n), like(_I64, n), like(_F64, n)
     hi = finalise32(b, weyl)
@@ -237,8 +298,7 @@ def round_binary32(b, s, acc, p, weyl, nbits: int, weyl_low=None):
     g = b.call(ceil, [b.fmul(b.fpext(small, tf), scale)])
     whole = b.fptosi(b.select(exact, f_low, g), t64)
     threshold = b.select(exact, b.sub(_c(1 << nbits, t64), whole), whole)
-    up = b.and_(b.icmp_signed(">=", r, threshold), b.icmp_unsigned("<", a, _c(0x7F800000, ti)))
-    return b.bitcast(b.add(b.bitcast(s, ti), b.zext(up, ti)), s.type)
+    return b.icmp_signed(">=", r, threshold)
 
 
 def opaque(b, value):
