@@ -48,45 +48,33 @@ def cases():
                                           IntegerAccumulation, Product, Promoted, Sequential)
     from lowbit.formats import Rounding
     s = Sequential
+    R = Rounding
+
+    def seq(ops: str, acc: str, rounding=R.NEAREST_EVEN):
+        """Operands ``ops`` (both) into a sequential ``acc`` accumulator."""
+        return Datapath(a=ops, b=ops, accumulation=s(format=acc, rounding=rounding))
+
     out = [
-        ("exact products, fp32 sequential", Datapath(a="fp16", b="fp16",
-                                                     accumulation=s(format="binary32"))),
-        ("fp16 operands, fp16 acc per MAC", Datapath(a="fp16", b="fp16",
-                                                     accumulation=s(format="fp16"))),
-        ("bf16 operands, fp32 sequential", Datapath(a="bf16", b="bf16",
-                                                    accumulation=s(format="binary32"))),
-        ("bf16 operands, bf16 acc per MAC", Datapath(a="bf16", b="bf16",
-                                                     accumulation=s(format="bf16"))),
-        ("tf32 operands, fp32 sequential", Datapath(a="tf32", b="tf32",
-                                                    accumulation=s(format="binary32"))),
-        ("fp32 operands, fp32 sequential (FMA)", Datapath(a="binary32", b="binary32",
-                                                          accumulation=s(format="binary32"))),
-        ("e4m3 operands, fp16 acc per MAC", Datapath(a="e4m3fn", b="e4m3fn",
-                                                     accumulation=s(format="fp16"))),
-        ("e4m3 operands, e4m3fn acc per MAC", Datapath(a="e4m3fn", b="e4m3fn",
-                                                       accumulation=s(format="e4m3fn"))),
-        ("fp16 operands, bf16 acc per MAC", Datapath(a="fp16", b="fp16",
-                                                     accumulation=s(format="bf16"))),
-        ("fp16 operands, fp16 acc toward zero", Datapath(a="fp16", b="fp16", accumulation=s(
-            format="fp16", rounding=Rounding.TOWARD_ZERO))),
-        ("e4m3 operands, e5m2 acc round-to-odd", Datapath(a="e4m3fn", b="e4m3fn", accumulation=s(
-            format="e5m2", rounding=Rounding.TO_ODD))),
-        ("e4m3 operands, e5m2 acc per MAC", Datapath(a="e4m3fn", b="e4m3fn",
-                                                     accumulation=s(format="e5m2"))),
-        ("e4m3 operands, e4m3fn acc toward zero", Datapath(a="e4m3fn", b="e4m3fn", accumulation=s(
-            format="e4m3fn", rounding=Rounding.TOWARD_ZERO))),
+        ("exact products, fp32 sequential", seq("fp16", "binary32")),
+        ("fp16 operands, fp16 acc per MAC", seq("fp16", "fp16")),
+        ("bf16 operands, fp32 sequential", seq("bf16", "binary32")),
+        ("bf16 operands, bf16 acc per MAC", seq("bf16", "bf16")),
+        ("tf32 operands, fp32 sequential", seq("tf32", "binary32")),
+        ("fp32 operands, fp32 sequential (FMA)", seq("binary32", "binary32")),
+        ("e4m3 operands, fp16 acc per MAC", seq("e4m3fn", "fp16")),
+        ("e4m3 operands, e4m3fn acc per MAC", seq("e4m3fn", "e4m3fn")),
+        ("fp16 operands, bf16 acc per MAC", seq("fp16", "bf16")),
+        ("fp16 operands, fp16 acc toward zero", seq("fp16", "fp16", R.TOWARD_ZERO)),
+        ("e4m3 operands, e5m2 acc round-to-odd", seq("e4m3fn", "e5m2", R.TO_ODD)),
+        ("e4m3 operands, e5m2 acc per MAC", seq("e4m3fn", "e5m2")),
+        ("e4m3 operands, e4m3fn acc toward zero", seq("e4m3fn", "e4m3fn", R.TOWARD_ZERO)),
         ("fp16 MAC, product rounded to fp16", Datapath(
             a="fp16", b="fp16", product=Product(format="fp16"), accumulation=s(format="fp16"))),
-        ("fp16 operands, fp16 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(
-            format="fp16", rounding=Rounding.STOCHASTIC))),
-        ("fp16 operands, bf16 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(
-            format="bf16", rounding=Rounding.STOCHASTIC))),
-        ("fp16 operands, fp32 acc stochastic", Datapath(a="fp16", b="fp16", accumulation=s(
-            format="binary32", rounding=Rounding.STOCHASTIC))),
-        ("fp16 operands, fp32 acc toward zero", Datapath(a="fp16", b="fp16", accumulation=s(
-            format="binary32", rounding=Rounding.TOWARD_ZERO))),
-        ("fp16 operands, fp32 acc nearest-away", Datapath(a="fp16", b="fp16", accumulation=s(
-            format="binary32", rounding=Rounding.NEAREST_AWAY))),
+        ("fp16 operands, fp16 acc stochastic", seq("fp16", "fp16", R.STOCHASTIC)),
+        ("fp16 operands, bf16 acc stochastic", seq("fp16", "bf16", R.STOCHASTIC)),
+        ("fp16 operands, fp32 acc stochastic", seq("fp16", "binary32", R.STOCHASTIC)),
+        ("fp16 operands, fp32 acc toward zero", seq("fp16", "binary32", R.TOWARD_ZERO)),
+        ("fp16 operands, fp32 acc nearest-away", seq("fp16", "binary32", R.NEAREST_AWAY)),
         ("fp16 chunked c=64 (fp16 in, fp32 out)", Datapath(a="fp16", b="fp16", accumulation=Chunked(
             chunk=64, inner=s(format="fp16"), outer=s(format="binary32")))),
         ("int4 x int4 -> int32", Datapath(a="int4", b="int4", accumulation=IntegerAccumulation())),

@@ -26,7 +26,8 @@ from .llvm_round import _const, any_lane, lanes, like, magic_round_abs, splat
 __all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
            "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
            "MXCSR_RC", "restore_mode", "round_unchecked", "odd_sum", "intrinsic_fn", "F16C_IMM",
-           "X86", "flags0", "midpoint_flags", "flags_any", "away_sum_rz"]
+           "X86", "flags0", "midpoint_flags", "flags_any", "away_sum_rz",
+           "rz_remainder"]
 
 _I32 = ir.IntType(32)
 #: The host is x86 (MXCSR, ``vcvtps2ph``): ``rz_mode`` and the directed kind-1 steps exist.
@@ -166,11 +167,25 @@ def odd_sum_rz(builder, acc, p):
     return builder.bitcast(builder.or_(builder.bitcast(s, ti), inexact), s.type)
 
 
+def rz_remainder(builder, s, acc, p):
+    """``(z, small, t)`` for the truncated sum ``s = RZ(acc + p)`` (IR; code running toward
+    zero): with the terms ordered by magnitude, ``z = s - big`` is exact (Sterbenz), and
+    ``t = RZ(small - z)`` truncates the exact remainder ``acc + p - s`` (same sign as ``s``;
+    exact itself unless the terms have opposite signs and ``small`` lies far below
+    ``ulp(s)``). NaN terms order as the largest magnitudes, which keeps the results NaN."""
+    ti = _int_type(acc)
+    mag = [builder.and_(builder.bitcast(v, ti), _c(0x7FFFFFFF, acc)) for v in (acc, p)]
+    first = builder.icmp_unsigned(">=", mag[0], mag[1])
+    big, small = builder.select(first, acc, p), builder.select(first, p, acc)
+    z = builder.fsub(s, big)
+    return z, small, builder.fsub(small, z)
+
+
 def away_sum_rz(builder, acc, p):
     """float32 ``acc + p`` rounded to nearest, ties away from zero (IR, float32 vectors), for
     code that runs toward zero (``rz_mode``). ``s = RZ(acc + p)`` is the truncation; with the
-    terms ordered by magnitude, ``z = s - big`` is exact (Sterbenz) and ``t = RZ(small - z)``
-    the truncation of the exact remainder ``e = acc + p - s`` (same sign as ``s``), so
+    terms ordered by magnitude, ``t = RZ(small - (s - big))`` is the truncation of the exact
+    remainder ``e = acc + p - s`` (``rz_remainder``; same sign as ``s``), so
     ``|2t| >= ulp(s)`` iff ``|e| >= ulp(s) / 2`` (a power of two): then ``s`` moves one unit
     away from zero (the bit pattern plus one; from float32's largest value that is infinity).
     ``ulp(s)`` is ``next(|s|) - |s|``, capped at 2^104 (the top binade's unit, where ``next`` is
@@ -181,9 +196,7 @@ def away_sum_rz(builder, acc, p):
     fabs = intrinsic_fn(builder.module, f"llvm.fabs.v{n}f32", tf, [tf])
     fmin = intrinsic_fn(builder.module, f"llvm.minnum.v{n}f32", tf, [tf, tf])
     s = builder.fadd(acc, p)
-    first = builder.fcmp_ordered("oge", builder.call(fabs, [acc]), builder.call(fabs, [p]))
-    big, small = builder.select(first, acc, p), builder.select(first, p, acc)
-    t = builder.fsub(small, builder.fsub(s, big))
+    t = rz_remainder(builder, s, acc, p)[2]
     mag = builder.and_(builder.bitcast(s, ti), _c(0x7FFFFFFF, acc))
     ulp = builder.fsub(builder.bitcast(builder.add(mag, _c(1, acc)), tf), builder.bitcast(mag, tf))
     ulp = builder.call(fmin, [ulp, ir.Constant(tf, [2.0 ** 104] * n)])

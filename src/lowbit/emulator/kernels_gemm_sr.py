@@ -49,7 +49,7 @@ import numpy as np
 from llvmlite import ir
 
 from ._jit import jit_inline
-from .kernels_gemm_fast import intrinsic_fn
+from .kernels_gemm_fast import intrinsic_fn, rz_remainder
 from .llvm_round import _c, _finish, any_lane, finalise32, lanes, like, splat
 from .rng import LANE, WEYL, WEYL_HI
 
@@ -95,6 +95,15 @@ def _pow2(b, e, n):
     return b.bitcast(bits, like(_F64, n))
 
 
+def _exponent(b, a):
+    """The binary exponent of float32 magnitudes ``a`` (i32 bit patterns), subnormals and zero
+    counted as -126: ``ulp = 2^(exponent - 23)``."""
+    ti = a.type
+    ebits = b.lshr(a, _c(23, ti))
+    return b.sub(b.select(b.icmp_unsigned("<", ebits, _c(1, ti)), _c(1, ti), ebits),
+                 _c(127, ti))
+
+
 def _exact_error(b, s, acc, p):
     """(``|x| - |s|`` truncated to float32, whether that was exact, ``|z|``, ``|small|``;
     float32 values, i1) for the truncated sum ``s = RZ(acc + p)``: ``z = s - big`` is exact,
@@ -102,11 +111,7 @@ def _exact_error(b, s, acc, p):
     ``ulp(s)`` (the error ``ulp(s) - |small|`` may then need more than 24 bits; ``|z|`` is
     ``ulp(s)`` there). ``z + RZ(small - z) == small`` tells which."""
     ti = like(_I32, lanes(s))
-    mag = [b.and_(b.bitcast(v, ti), _c(0x7FFFFFFF, ti)) for v in (acc, p)]
-    acc_big = b.icmp_unsigned(">=", mag[0], mag[1])
-    big, small = b.select(acc_big, acc, p), b.select(acc_big, p, acc)
-    z = b.fsub(s, big)
-    err = b.fsub(small, z)
+    z, small, err = rz_remainder(b, s, acc, p)
     exact = b.fcmp_ordered("==", b.fadd(z, err), small)
 
     def fabs(v):
@@ -179,8 +184,7 @@ def _resolve(b, ln: Lane, gr: Grid):
     err, err_exact, z, small = (b.fpext(v, tf) if i != 1 else v for i, v in
                                 enumerate(_exact_error(b, ln.s, ln.acc, ln.p)))
     sa = b.fpext(b.bitcast(ln.a, ln.s.type), tf)
-    ebits = b.lshr(ln.a, _c(23, ti))
-    ex = b.sub(b.select(b.icmp_unsigned("<", ebits, _c(1, ti)), _c(1, ti), ebits), _c(127, ti))
+    ex = _exponent(b, ln.a)
     q = b.sub(b.select(b.icmp_signed(">", ex, gr.emin), ex, gr.emin), gr.m)
     w = _pow2(b, b.sub(q, k), n)
     floor = intrinsic_fn(b.module, f"llvm.floor.v{n}f64", tf, [tf])
@@ -229,9 +233,7 @@ def round_binary32(b, s, acc, p, weyl, nbits: int, weyl_low=None):
     k = min(nbits, 32)
     hi = finalise32(b, weyl)
     a = b.and_(b.bitcast(s, ti), _c(0x7FFFFFFF, ti))
-    ebits = b.lshr(a, _c(23, ti))
-    ulog = b.sub(b.select(b.icmp_unsigned("<", ebits, _c(1, ti)), _c(1, ti), ebits),
-                 _c(150, ti))
+    ulog = b.sub(_exponent(b, a), _c(23, ti))  # log2 ulp(s)
     err, exact, _, small = _exact_error(b, s, acc, p)
     # 2^(k - ulog) as float32: k - ulog <= 32 + 149, past float32's range for tiny sums, so
     # the scaling goes in two factors (each a power of two within range: exact)
@@ -264,7 +266,7 @@ def round_binary32(b, s, acc, p, weyl, nbits: int, weyl_low=None):
         join = b.append_basic_block("sr32.join")
         b.cbranch(any_lane(b, amb), slow, join)
         b.position_at_end(slow)
-        exact_up = _binary32_exact(b, s, acc, p, weyl, nbits, weyl_low)
+        exact_up = _binary32_exact(b, hi, weyl, ulog, err, exact, small, nbits, weyl_low)
         slow_up = b.select(amb, exact_up, up)
         slow_end = b.block
         b.branch(join)
@@ -277,21 +279,16 @@ def round_binary32(b, s, acc, p, weyl, nbits: int, weyl_low=None):
     return b.bitcast(b.add(b.bitcast(s, ti), b.zext(up, ti)), s.type)
 
 
-def _binary32_exact(b, s, acc, p, weyl, nbits: int, weyl_low=None):
-    """``round_binary32``'s decision with the whole ``N``-bit ``R`` (i1 per lane): up iff
+def _binary32_exact(b, hi, weyl, ulog, err, exact, small, nbits: int, weyl_low=None):
+    """``round_binary32``'s decision (i1 per lane) with the whole ``N``-bit ``R``, from its
+    high word ``hi``, ``log2 ulp(s)`` and the truncation's error: up iff
     ``R >= 2^N - floor(f 2^N)`` in 64-bit integers, ``floor(f 2^N)`` from float64 (exact)."""
-    n = lanes(s)
+    n = lanes(hi)
     ti, t64, tf = like(_I32, n), like(_I64, n), like(_F64, n)
-    hi = finalise32(b, weyl)
     lo = finalise32(b, b.add(weyl, _c(LANE, ti)) if weyl_low is None else weyl_low)
     rnd = b.or_(b.shl(b.zext(hi, t64), _c(32, t64)), b.zext(lo, t64))
     r = b.lshr(rnd, _c(64 - nbits, t64))
-    a = b.and_(b.bitcast(s, ti), _c(0x7FFFFFFF, ti))
-    ebits = b.lshr(a, _c(23, ti))
-    ulog = b.sub(b.select(b.icmp_unsigned("<", ebits, _c(1, ti)), _c(1, ti), ebits),
-                 _c(150, ti))
     scale = _pow2(b, b.sub(_c(nbits, ti), ulog), n)
-    err, exact, _, small = _exact_error(b, s, acc, p)
     floor = intrinsic_fn(b.module, f"llvm.floor.v{n}f64", tf, [tf])
     ceil = intrinsic_fn(b.module, f"llvm.ceil.v{n}f64", tf, [tf])
     f_low = b.call(floor, [b.fmul(b.fpext(err, tf), scale)])
