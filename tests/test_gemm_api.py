@@ -203,7 +203,7 @@ def test_nan_results_are_one_pattern_whichever_kernel_runs(acc):
 def test_promotion_into_binary32_equals_the_generic_step(monkeypatch, inner):
     """Unscaled promotion into binary32 (nearest-even) is the host's float32 addition when
     nothing is counted; the generic step (counters on) gives the same bits: cancellations,
-    zeros of both signs, infinities from overflowing partials, NaN."""
+    zeros of both signs, infinities from overflowing partials, inf + -inf, NaN."""
     from lowbit.accelerators import tensor_core
     rec = tensor_core("H100", "e4m3fn").accumulation if inner == "H100" else inner
     dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Promoted(
@@ -215,6 +215,7 @@ def test_promotion_into_binary32_equals_the_generic_step(monkeypatch, inner):
     a[1, :5], b[:5, 1] = 448.0, 448.0              # a slice of 5 * 448^2: inf in fp16 and e5m2
     a[2, 5], a[2, 6], b[5, 2], b[6, 2] = 448.0, -448.0, 448.0, 448.0  # exact cancellation
     a[3, 0] = np.nan
+    a[4, :10], b[:5, 4], b[5:10, 4] = 448.0, 448.0, -448.0  # inf, then -inf in fp16 / e5m2
     c = quantize(rng.standard_normal((6, 11)), "binary32")
     c[0, 0] = -0.0
     from lowbit.emulator import kernels_accumulate as KA
@@ -227,6 +228,7 @@ def test_promotion_into_binary32_equals_the_generic_step(monkeypatch, inner):
     assert len(calls) == 5  # ceil(23 / 5) slices through the generic step
     assert np.array_equal(fast.view(np.uint64), generic.view(np.uint64))
     assert np.isnan(fast[3]).all() and np.isinf(fast[1, 1]) == (inner != "H100")
+    assert np.isnan(fast[4, 4]) == (inner != "H100")  # inf + -inf between two promotions
 
 
 def test_promoted_run_with_an_accumulator_beyond_binary32():

@@ -133,7 +133,8 @@ def add_partial(acc, part, sa, sb, outer, q, nq, counters):
         part32, sum32 = part.astype(np.float32), acc.astype(np.float32)
         if (np.array_equal(part32, part, equal_nan=True)
                 and np.array_equal(sum32, acc, equal_nan=True)):  # (both binary32 values)
-            sum32 += part32
+            with np.errstate(over="ignore", invalid="ignore"):  # inf, and NaN from inf - inf
+                sum32 += part32
             acc[...] = sum32
             return
     m = acc.shape[0]
