@@ -187,7 +187,7 @@ def test_accumulator_rounding_equals_quantize(name):
     against ``lowbit.quantize`` (itself checked against Fractions and ml_dtypes)."""
     from numba import njit
 
-    from lowbit.emulator.kernels_gemm_fast import make_step
+    from lowbit.emulator.kernels_gemm_micro import make_step
     from lowbit.emulator.kernels_gemm_api import rne_kind
     fmt = FORMATS.get(name) or FloatFormat(name=name, exponent_bits=7, mantissa_bits=3, bias=0)
     kind, g = rne_kind(fmt)
@@ -223,7 +223,7 @@ def test_directed_steps_equal_quantize(name, mode):
     every float32 class, against ``lowbit.quantize``."""
     from numba import njit
 
-    from lowbit.emulator.kernels_gemm_fast import make_step
+    from lowbit.emulator.kernels_gemm_micro import make_step
     fmt = FORMATS.get(name) or FloatFormat(name=name, exponent_bits=7, mantissa_bits=3, bias=10)
     got = accumulator_kind(Sequential(format=fmt, rounding=mode))
     assert got is not None

@@ -23,7 +23,7 @@ from numba.extending import intrinsic
 
 from .llvm_round import _const, any_lane, lanes, like, magic_round_abs, splat
 
-__all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "make_step", "step_ir", "round_ir",
+__all__ = ["add_odd_f32", "round_f16", "round_bits_f32", "step_ir", "round_ir",
            "LEAN_NO_CAP", "LEAN_NO_NAN", "SPEC_KINDS", "RZ_KINDS", "odd_sum_rz", "rz_mode",
            "MXCSR_RC", "restore_mode", "round_unchecked", "odd_sum", "intrinsic_fn", "F16C_IMM",
            "X86", "flags0", "midpoint_flags", "flags_any", "away_sum_rz",
@@ -359,23 +359,6 @@ def round_ir(builder, kind: int, mode: int, s, g, rz: bool = False):
         from .kernels_gemm_magic import round_full
         return round_full(builder, mode, s, g)
     return _emit(builder, mode, s, *g)  # kinds 3 and 9 (9's full step, for its replays)
-
-
-def make_step(kind: int, twosum: int, mode: int):
-    """``step(acc, p, g) -> float32`` as one intrinsic for constant (kind, twosum, mode); ``g`` a
-    tuple of nine int64 format parameters."""
-    @intrinsic
-    def step(typingctx, acc, p, g):
-        if acc != types.float32 or p != types.float32 or not isinstance(g, types.UniTuple):
-            return None
-
-        def codegen(context, builder, sig, args):
-            gv = [builder.trunc(builder.extract_value(args[2], i), _I32) for i in range(9)]
-            return step_ir(builder, kind, twosum, mode, args[0], args[1], gv)
-
-        return types.float32(acc, p, g), codegen
-
-    return step
 
 
 #: Step kinds (all round to nearest even) whose round-to-odd fix may run speculatively.
