@@ -160,22 +160,6 @@ def test_gemm_equals_fraction_replay(mode):
     check_all(dp, a, b)  # every element against its Fraction replay
 
 
-@pytest.mark.parametrize(("ops", "acc", "kind"), [
-    ("e4m3fn", "e5m2", 10), ("e5m2", "e5m2", 10), ("fp16", "e5m2", 4), ("e4m3fn", "e4m3fn", 4)])
-def test_nearest_even_takes_kind_10_for_short_products(monkeypatch, ops, acc, kind):
-    """RNE into kind-4 formats: kind 10 on x86 where the round-to-odd fix is needed and
-    products are short (e4m3fn, e5m2 operands: 8 and 6 bits), kind 4 otherwise (fp16 products,
-    22 bits; e4m3fn into e4m3fn needs no fix)."""
-    from lowbit.emulator import kernels_gemm_micro
-    steps = []
-    real = kernels_gemm_micro.micro_kernel
-    monkeypatch.setattr(kernels_gemm_micro, "micro_kernel", lambda step_in, *rest: steps.append(
-        step_in) or real(step_in, *rest))
-    a = np.random.default_rng(1).standard_normal((6, 40))
-    gemm(a, a.T, Datapath(a=ops, b=ops, accumulation=Sequential(format=acc)))
-    assert [s[0] for s in steps] == [kind if X86 else 4]
-
-
 @st.composite
 def _kind10_formats(draw) -> FloatFormat:
     """Custom formats kind 10 takes (signed, subnormals, -0, IEEE/FN/no specials, every

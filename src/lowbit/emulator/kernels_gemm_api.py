@@ -178,12 +178,14 @@ def _data_range(x, s: int, low: int, high: int) -> tuple[int, int]:
     return max(low, int(np.frexp(lo)[1]) - s), min(high, int(np.frexp(hi)[1]))
 
 
-#: RNE steps to kind-4 formats that need the round-to-odd fix take kind 10 (one magic addition
-#: toward zero from the round-to-odd sum, ``kernels_gemm_magic``) on x86 when products have at
-#: most this many significant bits: such short sums land on the accumulator's midpoints so often
-#: that kind 4's speculation replays most spans (256x1024x256, 2 threads: e4m3fn and e5m2
-#: products into e5m2 5.2 against 2.1-2.5 GMAC/s; fp16 products, 22 bits, into e5m2 5.2 against
-#: 5.9, into e4m3fn 5.2 against 4.5).
+#: RNE steps to kind-4 formats that need the round-to-odd fix because a term may be cut off
+#: in part (``_misleading``) take kind 10 (one magic addition toward zero from the round-to-odd
+#: sum, ``kernels_gemm_magic``) on x86 when products have at most this many significant bits:
+#: such short sums land on the accumulator's midpoints so often that kind 4's speculation
+#: replays most spans (256x1024x256, 2 threads: e4m3fn and e5m2 products into e5m2 5.2 against
+#: 2.1-2.5 GMAC/s; fp16 products, 22 bits, into e5m2 5.2 against 5.9, into e4m3fn 5.2 against
+#: 4.5). Steps that can only lose an accumulator take kind 4's plan "lost" instead
+#: (``kernels_gemm_micro.LOST``: e4m3fn products into e5m2 8.0 against 4.7-5.9 GMAC/s).
 SHORT_PRODUCTS = 12
 
 
@@ -257,12 +259,18 @@ def _needs_twosum(operands, fmt: FloatFormat, sp: int | None = None) -> bool:
       accumulator value, ``2^(emin - m)``, is at least half a float32 unit of every sum below
       the overflow threshold, ``emax - emin + m <= 22`` (two bits of margin).
     """
+    return any(_misleading(operands, fmt, sp))
+
+
+def _misleading(operands, fmt: FloatFormat, sp: int | None = None) -> tuple[bool, bool]:
+    """``_needs_twosum``'s two cases: (a term may be partly cut off, an accumulator value may
+    be lost entirely under a midpoint product)."""
     sp = _product_bits(operands) if sp is None else sp
     m = fmt.mantissa_bits
     emin, emax = fmt.binary_exponent_range
     cut = not (sp + m <= 22 and m <= 10)
     lost = sp >= m + 2 and emax - emin + m > 22
-    return cut or lost
+    return cut, lost
 
 
 def _lean_flags(params, top: int, emax: int, c) -> int:
@@ -309,15 +317,17 @@ def fast_run(a, b, c, out, chunk, inner, outer, operands, k0: int = 0,
         # a float32 sum could overflow (truncated, it would stop at float32's largest value):
         # products must stay below the gap between the format's largest value and 2^128
         return False
-    from .kernels_gemm_micro import NO_SR, block_shape, micro_kernel, pad, work_items
+    from .kernels_gemm_micro import LOST, NO_SR, block_shape, micro_kernel, pad, work_items
     directed = inner.rounding != Rounding.NEAREST_EVEN
     if kin[0] == 7 and not finite:
         return False  # (the stochastic step assumes finite products)
-    twosum = int(kin[0] in (3, 6, 9, 10) or directed
-                 or _needs_twosum(operands, inner.format, sp))
+    cut, lost = _misleading(operands, inner.format, sp)
+    twosum = int(kin[0] in (3, 6, 9, 10) or directed or cut or lost)
     step_in = (kin[0], twosum if kin[0] else 0, int(inner.rounding))
     g_in, sr = kin[1], NO_SR
-    if kin[0] == 4 and twosum and X86 and sp <= SHORT_PRODUCTS:
+    if kin[0] == 4 and lost and not cut:  # flag the lanes that lose an accumulator (LOST)
+        step_in = (4, LOST, _lean_flags(kin[1], top, inner_emax, c))
+    elif kin[0] == 4 and twosum and X86 and sp <= SHORT_PRODUCTS:
         step_in, g_in = (10, 1, 0), tuple(int(v) for v in _f32_params(inner.format,
                                                                         Rounding.NEAREST_EVEN))
     elif kin[0] == 4:

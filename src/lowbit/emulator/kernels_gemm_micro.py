@@ -40,6 +40,11 @@ mislead the following rounding: ``kernels_gemm_api``). ``exactness_plan`` picks 
   while ``kernels_gemm_fast.midpoint_flags`` notes, row by row, every lane that lands where the
   sum could mislead, and each flagged row of the span is replayed exactly from its saved
   accumulators;
+* kind-4 steps whose float32 sum can only mislead by losing a nonzero accumulator value
+  entirely under a product on a midpoint (``LOST``: short products into a wide-range format,
+  e.g. fp8 into e5m2; ``kernels_gemm_api._misleading``) keep the plain sums in the lazy loop
+  and flag the lanes whose sum equals the product while the accumulator was not zero; a flag
+  replays the block exactly, as an overflow does (``lost_flags``);
 * otherwise TwoSum and a round-to-odd correction at every step.
 
 The loops are written as LLVM IR (``block``): one loop over k keeps ``RB x VB`` vectors of
@@ -82,13 +87,13 @@ from .kernels_gemm_fast import (MXCSR_RC, RZ_KINDS, SPEC_KINDS, X86, _f16_explic
                                step_ir)
 from .kernels_gemm_magic import MAGIC_KIND, block_mode, round_lazy
 from .kernels_gemm_sr import SR_KIND, weyl_start, wrap_steps
-from .llvm_round import any_lane, splat
+from .llvm_round import any_lane, lanes, splat
 from .rng import WEYL
 from .scratch import scratch
 
 __all__ = ["micro_kernel", "block_shape", "exactness_plan", "overflow_plan", "pad", "LANES",
            "product_ir", "PRODUCT_F16", "PRODUCT_EMIT", "PRODUCT_BITS", "NO_PRODUCT",
-           "FUSED_PRODUCT", "make_step", "micro_block", "micro_step", "SOURCE_DIGEST"]
+           "FUSED_PRODUCT", "LOST", "make_step", "micro_block", "micro_step", "SOURCE_DIGEST"]
 
 LANES = 8         # float32 lanes per vector (one AVX2 register; AVX-512 hosts split nothing)
 #: Register blocks (rows, vectors per row): one broadcast of ``a`` per row and k, one strip of
@@ -102,6 +107,11 @@ SR_SHAPE = (2, 2)
 #: The step kind of binary32 in a directed mode by the host's own rounding.
 HOST_KIND = 8
 SPEC = 4          # k-steps per speculative span (see ``_make_block``)
+#: The ``twosum`` field of kind-4 steps whose float32 sum can mislead the rounding only by
+#: losing a nonzero accumulator value entirely under a product on a midpoint
+#: (``kernels_gemm_api._misleading``): such a sum equals the product, and the spans flag those
+#: lanes instead of midpoints (``exactness_plan`` "lost").
+LOST = 2
 #: ``prod`` of blocks whose products are exact (``product_ir``).
 NO_PRODUCT = (0, 0)
 #: Product rounding kinds: fp16 by ``vcvtps2ph`` (explicit rounding immediate on x86, else
@@ -231,7 +241,8 @@ def overflow_plan(kind: int, twosum: int) -> str:
     otherwise. (An fp8 accumulator rounding up or down drifts by about half a quantum per step
     and overflows within a few hundred products of unit size; its blocks then all replay, at
     the full step's speed plus the lazy loop's. Short sums, e.g. chunks, keep the lazy speed.)"""
-    if kind == 4 and not twosum or kind == 5 and exactness_plan(kind, twosum) in ("rz", "plain"):
+    if kind == 4 and twosum in (0, LOST) or kind == 5 and exactness_plan(kind, twosum) in (
+            "rz", "plain"):
         return "lazy"
     if kind in (SR_KIND, 9, MAGIC_KIND):
         return "lazy"
@@ -243,12 +254,15 @@ def exactness_plan(kind: int, twosum: int) -> str:
     (the float32 sum cannot mislead: no fix), ``"rz"`` (the block runs with the host rounding
     toward zero and ``odd_sum_rz`` rounds each sum to odd: x86 hosts, kinds whose rounding does
     not depend on the host's mode), ``"speculate"`` (the other round-to-nearest-even kinds),
-    ``"twosum"`` (round to odd by TwoSum at every step), ``"truncate"`` (stochastic rounding:
-    toward zero, the truncated sum itself; ``kernels_gemm_sr``) or ``"host"`` (binary32 in a
-    directed mode, kind 10: the block runs in ``kernels_gemm_magic.block_mode``, and the
-    host's sum is the step or kind 10's input; to odd with ``odd_sum_rz``)."""
+    ``"twosum"`` (round to odd by TwoSum at every step), ``"lost"`` (kind 4 with ``LOST``: the
+    plain sums, lanes that lose an accumulator flagged, lazily), ``"truncate"`` (stochastic
+    rounding: toward zero, the truncated sum itself; ``kernels_gemm_sr``) or ``"host"``
+    (binary32 in a directed mode, kind 10: the block runs in ``kernels_gemm_magic.block_mode``,
+    and the host's sum is the step or kind 10's input; to odd with ``odd_sum_rz``)."""
     if kind == SR_KIND:
         return "truncate"
+    if kind == 4 and twosum == LOST:
+        return "lost"
     if kind in (HOST_KIND, MAGIC_KIND):
         return "host"
     if not twosum:
@@ -256,6 +270,15 @@ def exactness_plan(kind: int, twosum: int) -> str:
     if kind in RZ_KINDS and X86:  # (kind 1 in a directed mode only exists on x86)
         return "rz"
     return "speculate" if kind in SPEC_KINDS else "twosum"
+
+
+def lost_flags(builder, s, acc, p, flags):
+    """Fold into a row's ``flags`` (i32 lanes) the lanes whose float32 sum ``s = acc + p`` lost
+    a nonzero ``acc`` entirely (``s == p``)."""
+    ti = ir.VectorType(ir.IntType(32), lanes(s))
+    zero = ir.Constant(s.type, None)
+    hit = builder.and_(builder.fcmp_ordered("==", s, p), builder.fcmp_ordered("!=", acc, zero))
+    return builder.or_(flags, builder.sext(hit, ti))
 
 
 def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N803
@@ -279,6 +302,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
     Kind 5 inner steps carry their shift in ``mode`` (0: read it from ``g``)."""
     plan = exactness_plan(kind, twosum)
     rz, speculate, truncate = plan == "rz", plan == "speculate", plan == "truncate"
+    lost = plan == "lost"
     host = plan == "host"
     lazy = overflow_plan(kind, twosum) == "lazy"
 
@@ -409,13 +433,28 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
                         top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
                 return out if top is None else out + [top]
 
+            def plain_sums(k, accs, flags):
+                """The plain float32 sums of one k-step, and ``flags`` with the lanes that lost
+                a nonzero accumulator (``lost_flags``)."""
+                bcast, strips = operands(k)
+                out = []
+                for x, (r, v) in zip(accs, cells):
+                    p = mul(bcast[r], strips[v])
+                    out.append(builder.fadd(x, p))
+                    flags = lost_flags(builder, out[-1], x, p, flags)
+                return out, flags
+
             def unchecked(k, state):
-                """One k-step without the overflow selects; ``state`` is the accumulators and
-                the largest magnitude's bits so far."""
+                """One k-step without the overflow selects; ``state`` is the accumulators,
+                the "lost" plan's flags, and the largest magnitude's bits so far."""
                 if kind == SR_KIND:
                     return builder.add(k, one), stochastic(k, state[:-1], state[-1])
                 new, top = [], state[-1]
-                for s in sums(k, state[:-1], range(RB)):
+                if lost:
+                    sums_, flags = plain_sums(k, state[:-2], state[-2])
+                else:
+                    sums_ = sums(k, state[:-1], range(RB))
+                for s in sums_:
                     if kind == MAGIC_KIND:
                         y, mag = round_lazy(builder, mode, s, gv)
                     else:
@@ -424,25 +463,30 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
                                                  (mode or None) if kind == 5 else None)
                     new.append(y)
                     top = builder.select(builder.icmp_unsigned(">", mag, top), mag, top)
-                return builder.add(k, one), new + [top]
+                return builder.add(k, one), new + ([flags] if lost else []) + [top]
 
             def lazy_run(k_start, k_end):
                 """The unchecked loop, and the exact one again if a magnitude passed the
                 largest value (an overflow: rare, and the whole block is redone)."""
                 ti = ir.VectorType(ir.IntType(32), LANES)
+                zeros = ir.Constant(ti, [0] * LANES)
                 state = _loop(builder, "lazy.k", k_start, k_end,
-                              list(init) + [ir.Constant(ti, [0] * LANES)], unchecked)
+                              list(init) + [zeros] * (2 if lost else 1), unchecked)
                 if kind == SR_KIND:
                     top = gv[3]
                 elif kind in (9, MAGIC_KIND):
                     top = builder.shl(gv[3], ir.Constant(gv[3].type, 1))
                 else:
                     top = gv[2] if kind == 4 else builder.shl(gv[2], ir.Constant(gv[2].type, 1))
-                over = builder.icmp_unsigned(">", state[-1], splat(builder, top, LANES))
+                over = any_lane(builder, builder.icmp_unsigned(">", state[-1],
+                                                               splat(builder, top, LANES)))
+                if lost:  # (a lane that lost an accumulator also replays the block)
+                    over = builder.or_(over, any_lane(builder, builder.icmp_unsigned(
+                        "!=", state[-2], zeros)))
                 fast_end = builder.block
                 redo = builder.append_basic_block("lazy.redo")
                 join = builder.append_basic_block("lazy.join")
-                builder.cbranch(any_lane(builder, over), redo, join)
+                builder.cbranch(over, redo, join)
                 builder.position_at_end(redo)
                 if kind == SR_KIND:
                     builder.store(fail0, fail_ptr)
@@ -451,7 +495,7 @@ def _make_block(kind: int, twosum: int, mode: int, RB: int, VB: int,  # noqa: N8
                 builder.branch(join)
                 builder.position_at_end(join)
                 out = []
-                for x_fast, x_exact in zip(state[:-1], again):
+                for x_fast, x_exact in zip(state[:len(cells)], again):
                     phi = builder.phi(_VEC)
                     phi.add_incoming(x_fast, fast_end)
                     phi.add_incoming(x_exact, redo_end)
