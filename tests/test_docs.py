@@ -1,5 +1,6 @@
-"""The docs cannot drift: generated files equal their generator, every example in the README runs,
-every catalogue format is documented, and .ci/run runs exactly the README's test command."""
+"""The docs cannot drift: generated files equal their generator, every example in the README and
+in the package's docstrings runs, every catalogue format is documented, and .ci/run runs exactly
+the README's test command."""
 
 from __future__ import annotations
 
@@ -45,6 +46,22 @@ def test_readme_examples_run():
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries >= 15
+
+
+def test_docstring_examples_run():
+    """Every ``>>>`` example in the package's docstrings runs and prints what it shows."""
+    import importlib
+    import pkgutil
+    tried, failed = 0, []
+    for info in pkgutil.walk_packages(lowbit.__path__, "lowbit."):
+        module = importlib.import_module(info.name)
+        flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+        result = doctest.testmod(module, optionflags=flags, report=False)
+        tried += result.attempted
+        if result.failed:
+            failed.append(info.name)
+    assert failed == []
+    assert tried >= 100  # (the package's examples, not an empty walk)
 
 
 def test_ci_runs_exactly_the_readme_test_command():
