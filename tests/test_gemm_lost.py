@@ -6,6 +6,8 @@ when any lane flagged (or overflowed)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -91,3 +93,42 @@ def test_equals_fraction_replay(seed, shift, c):
     a[4:] = lowbit.quantize(rng.standard_normal((1, 24)) * 2.0**shift, "e4m3fn")
     cc = lowbit.quantize(rng.standard_normal((5, 9)) * 2.0**(shift - 8), "e5m2") if c else None
     check_all(E5M2, a, b, cc)
+
+
+@st.composite
+def _wide_formats(draw) -> FloatFormat:
+    """Signed formats with subnormals, 1 or 2 mantissa bits and a range wide enough to lose an
+    accumulator under e4m3fn products (the "lost" plan), IEEE or with no specials."""
+    from lowbit import Overflow, Specials
+    e, m = draw(st.integers(5, 7)), draw(st.integers(1, 2))
+    specials = draw(st.sampled_from([Specials.IEEE, Specials.NONE]))
+    top = (1 << e) - (2 if specials == Specials.IEEE else 1)
+    bias = draw(st.integers(max(top - 60, (top + 1) // 2 - 4), min(top - 9, 70)))
+    fmt = FloatFormat(name=f"e{e}m{m}b{bias}", exponent_bits=e, mantissa_bits=m, bias=bias,
+                      specials=specials)
+    if specials == Specials.IEEE:
+        fmt = dataclasses.replace(fmt, overflow=draw(st.sampled_from(
+            [Overflow.INFINITY, Overflow.SATURATE])))
+    return fmt
+
+
+@settings(max_examples=20, deadline=None)
+@given(fmt=_wide_formats(), seed=st.integers(0, 2**32 - 1))
+def test_custom_formats_with_lost_lanes(fmt, seed):
+    """Any such format: C holds the format's smallest subnormal (of both signs) and the first
+    product is one of its midpoints, 1 + 2^-(m+1) times a power of two that e4m3fn holds, so
+    the float32 sum loses C; the rest of K is random. Every element against its Fraction
+    replay."""
+    from lowbit.emulator.kernels_gemm_api import _misleading
+    ops = (lowbit.FORMATS["e4m3fn"],) * 2
+    assert _misleading(ops, fmt) == (False, True)  # the plan is "lost"
+    rng = np.random.default_rng(seed)
+    emin, emax = fmt.binary_exponent_range
+    e = int(min(8, emax - 1))
+    a = lowbit.quantize(rng.standard_normal((4, 12)) * 2.0 ** (e - 3), "e4m3fn")
+    b = lowbit.quantize(rng.standard_normal((12, 5)), "e4m3fn")
+    a[:2, 0], b[0] = (1 + 2.0 ** -(fmt.mantissa_bits + 1)) * 2.0**e, 1.0
+    c = np.zeros((4, 5))
+    c[:2] = float(fmt.min_subnormal) * np.where(np.arange(5) % 2, -1.0, 1.0)
+    dp = Datapath(a="e4m3fn", b="e4m3fn", accumulation=Sequential(format=fmt))
+    check_all(dp, a, b, c)
