@@ -124,6 +124,8 @@ def test_gemm_error_dispatch(capsys):
         assert code == 2 and "not available" in err
     else:
         assert code == 0 and "usage" in out.lower()
+        # the whole first paragraph of the module's docstring, not its first line only
+        assert "as a function of K; a table on stdout and a PNG" in " ".join(out.split())
 
 
 def test_console_script_entry_point():

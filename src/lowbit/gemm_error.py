@@ -16,6 +16,9 @@ import numpy as np
 
 __all__ = ["main", "add_arguments", "datapaths", "relative_errors"]
 
+#: The docstring's first paragraph, as ``--help`` prints it.
+_SUMMARY = " ".join(__doc__.split("\n\n")[0].split()).replace("``", "")
+
 
 def _h100_fp8():
     """The H100 FP8 fused datapath (from lowbit.accelerators when present)."""
@@ -94,7 +97,7 @@ def relative_errors(dp, ks, rows: int, distribution: str, seed: int) -> list[flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lowbit gemm-error", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="lowbit gemm-error", description=_SUMMARY)
     add_arguments(parser)
     args = parser.parse_args(argv)
     table = datapaths()

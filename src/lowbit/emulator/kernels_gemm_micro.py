@@ -109,8 +109,8 @@ HOST_KIND = 8
 SPEC = 4          # k-steps per speculative span (see ``_make_block``)
 #: The ``twosum`` field of kind-4 steps whose float32 sum can mislead the rounding only by
 #: losing a nonzero accumulator value entirely under a product on a midpoint
-#: (``kernels_gemm_api._misleading``): such a sum equals the product, and the spans flag those
-#: lanes instead of midpoints (``exactness_plan`` "lost").
+#: (``kernels_gemm_api._misleading``): such a sum equals the product, and the lazy loop flags
+#: those lanes (``lost_flags``; ``exactness_plan`` "lost").
 LOST = 2
 #: ``prod`` of blocks whose products are exact (``product_ir``).
 NO_PRODUCT = (0, 0)
