@@ -69,11 +69,11 @@ def run_chunked(a, b, c, counters, chunk, inner, outer, product=None, k0=0, ktot
     m, n = a.shape[0], b.shape[1]
     out = np.empty((m, n))
     rows, count = _rows(counters, m)
-    pr, has_prod = _product_rounder(product)
     if not count:  # float32 operands go to the fast kernels as they are
         c = None if c is None else np.ascontiguousarray(c, dtype=np.float64)
         if _fast(a, b, c, out, chunk, inner, outer, operands, k0, ktot, product):
             return out
+    pr, has_prod = _product_rounder(product)
     a, b, c = check_operands(a, b, c)
     outer_r = _seq_rounder(outer) if outer is not None else _seq_rounder(inner)
     chunked_kernel(a, b, c if c is not None else _EMPTY2, out, int(c is not None), pr, has_prod,
@@ -83,10 +83,13 @@ def run_chunked(a, b, c, counters, chunk, inner, outer, product=None, k0=0, ktot
     return out
 
 
+#: The generic kernels' product rounder where products stay exact (never applied: flag 0).
+_NO_PRODUCT_FORMAT = FloatFormat(name="_none", exponent_bits=8, mantissa_bits=23, bias=127)
+
+
 def _product_rounder(product):
     if product is None or product.format is None:
-        return rounder(FloatFormat(name="_none", exponent_bits=8, mantissa_bits=23, bias=127),
-                       Rounding.NEAREST_EVEN), 0
+        return rounder(_NO_PRODUCT_FORMAT, Rounding.NEAREST_EVEN), 0
     return rounder(product.format, product.rounding), 1
 
 

@@ -287,7 +287,7 @@ class FloatFormat:
                              f"most {_MAX_TABLE_BITS} bits")
 
     # ----------------------------------------------------------------- kernel view
-    @property
+    @cached_property
     def binary_exponent_range(self) -> tuple[int, int]:
         """Binary exponents of the smallest normal and the largest binade (radix 2 only)."""
         emin = self._min_field - self.bias
