@@ -137,3 +137,37 @@ def test_binary32_output_at_its_subnormals_and_overflow(rounding, scale):
             assert np.any((got != 0) & (np.abs(got) < 2.0**-126))
         if scale == 63:
             assert np.isinf(got).any()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS), ids="-".join)
+def test_few_columns_run_transposed_with_the_same_results(name):
+    """Outputs with few columns (``N < 128``, ``M >= 2N``) run as ``c^T = b^T a^T``: values and
+    event counts equal the scalar kernel's, with NaN and infinities in rows, columns and C."""
+    preset = PRESETS[name]
+    rng = np.random.default_rng(sum(map(ord, "".join(name))) + 1)
+    acc = preset.accumulation("binary32")
+    fmt = preset.input_format
+    for m, k, n in [(40, 70, 1), (57, 33, 10), (300, 64, 20)]:
+        assert F._transpose_pays(m, n)
+        A, B = _data(rng, fmt, (m, k), 12), _data(rng, fmt, (k, n), 12)
+        C = np.asarray(quantize(rng.standard_normal((m, n)) * 2.0 ** rng.integers(-30, 30, (m, n)),
+                                "binary32"), dtype=np.float64)
+        A[3, rng.integers(k)] = [np.inf, -np.inf, np.nan][rng.integers(3)]
+        B[rng.integers(k), n - 1] = [np.inf, -np.inf, np.nan][rng.integers(3)]
+        C[m - 1, 0] = np.inf
+        _check(acc, A, B, C)
+
+
+def test_transposed_run_keeps_mixed_operand_formats_apart():
+    """e4m3fn A and e5m2 B (the formats trade places in ``b^T a^T``): against the scalar kernel,
+    and a value of neither format is still reported at its place in ``b``."""
+    acc = F.FusedAccumulation(terms=16, extra_bits=-10, output="binary32",
+                              rounding=Rounding.TOWARD_ZERO, a_format="e4m3fn", b_format="e5m2")
+    rng = np.random.default_rng(8)
+    A, B = _data(rng, "e4m3fn", (64, 40), 6), _data(rng, "e5m2", (40, 6), 6)
+    B[5, 2] = 49152.0  # an e5m2 value e4m3fn cannot hold: right only in b's format
+    assert F._transpose_pays(64, 6)
+    _check(acc, A, B, np.zeros((64, 6)))
+    B[7, 3] = 1.0 + 2.0**-5  # no value of e5m2
+    with pytest.raises(ValueError, match=r"b\[7, 3\]"):
+        acc.run(A, B)

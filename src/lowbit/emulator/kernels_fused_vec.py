@@ -335,10 +335,11 @@ def gemm_vec_serial(va, ea, vb, eb, a, b, c, bad_a, bad_b, prm, count, out):
 
 
 @jit
-def split_row(x, r, emin, emax, mant, maxval, subnormals, val, exp):
+def split_row(x, r, emin, emax, mant, maxval, subnormals, val, exp, transposed):
     """Row ``r`` of :func:`split`: ``val``, ``exp`` as ``kernels_fused.decompose`` makes them
-    (without significands); returns how many elements are NaN, infinite or not values of the
-    format (the caller then runs ``decompose`` to find and report them)."""
+    (without significands), at ``[r, k]``, or at ``[k, r]`` if ``transposed``; returns how many
+    elements are NaN, infinite or not values of the format (the caller then runs ``decompose``
+    to find and report them)."""
     problems = 0
     for k in range(x.shape[1]):
         v = x[r, k]
@@ -350,17 +351,23 @@ def split_row(x, r, emin, emax, mant, maxval, subnormals, val, exp):
         problems += np.int64((not ok) | ((a != 0.0) & ((not exact) | (e > emax))))
         flush = (e == emin) & (sc < (1 << mant)) & (subnormals == 0)
         zero = (not ok) | (a == 0.0) | flush
-        val[r, k] = 0.0 if zero else v
-        exp[r, k] = np.int32(ZERO_EXP) if zero else np.int32(e)
+        y = 0.0 if zero else v
+        ey = np.int32(ZERO_EXP) if zero else np.int32(e)
+        if transposed:
+            val[k, r] = y
+            exp[k, r] = ey
+        else:
+            val[r, k] = y
+            exp[r, k] = ey
     return problems
 
 
 @jit_parallel
-def split(x, emin, emax, mant, maxval, subnormals, val, exp):
+def split(x, emin, emax, mant, maxval, subnormals, val, exp, transposed):
     """:func:`split_row` over every row (rows in parallel): the number of elements to
-    report."""
+    report. ``transposed``: ``val`` and ``exp`` are ``x``'s shape transposed (the operands of
+    ``c^T = b^T a^T``)."""
     problems = 0
     for r in prange(x.shape[0]):
-        problems += split_row(x, r, emin, emax, mant, maxval, subnormals, val, exp)
+        problems += split_row(x, r, emin, emax, mant, maxval, subnormals, val, exp, transposed)
     return problems
-
